@@ -1,0 +1,132 @@
+"""`import-official`: the authors' released test folder → our episodes, with the official filter as splits.
+
+The release is `<data_dir>/<Name>_preprocessed.jsonl` (one per source) beside the extracted image folders that
+each record's `image_template` points into (protocol §1, §8).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+from tqdm.auto import tqdm
+
+from proactivebench.sources import BY_OFFICIAL_NAME, SOURCES
+from proactivebench.store import StagedOutput, atomic_write_json
+
+from .scenarios import Entry, EntryError, entry_to_episode, scenario_for
+
+JSONL_SUFFIX = "_preprocessed.jsonl"
+
+
+@lru_cache(maxsize=1)
+def official_filter_ids() -> dict[str, frozenset[int]]:
+    """The paper's kept ids per source (our short names), shipped as package data."""
+    raw = json.loads(resources.files("proactivebench").joinpath("data/official_filter_ids.json").read_text())
+    return {BY_OFFICIAL_NAME[name].name: frozenset(ids) for name, ids in raw.items()}
+
+
+class DirFrameReader:
+    """Reads frame files under one folder; a path that leaves the folder or is missing is an error."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root).resolve()
+
+    def read(self, path: str, where: str) -> bytes:
+        full = (self.root / path).resolve()
+        if not full.is_relative_to(self.root):
+            raise EntryError(f"{where}: image path {path!r} escapes the data folder {self.root}")
+        if not full.is_file():
+            raise EntryError(f"{where}: missing image file {full}")
+        return full.read_bytes()
+
+
+def read_jsonl(path: Path) -> Iterator[Entry]:
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise EntryError(f"{where}: malformed JSON: {error.msg} (column {error.colno})") from None
+            yield Entry.from_json(record, where)
+
+
+def find_release_files(data_dir: Path) -> dict[str, Path]:
+    """{source: jsonl path}; a `*_preprocessed.jsonl` of an unknown dataset is an error."""
+    if not data_dir.is_dir():
+        raise EntryError(f"{data_dir}: not a folder (expected the release's extracted test/ folder)")
+    found = {}
+    for path in sorted(data_dir.glob(f"*{JSONL_SUFFIX}")):
+        name = path.name[: -len(JSONL_SUFFIX)]
+        if name not in BY_OFFICIAL_NAME:
+            known = ", ".join(sorted(BY_OFFICIAL_NAME))
+            raise EntryError(f"{path}: unknown dataset file name {name!r}; expected one of {known}")
+        found[BY_OFFICIAL_NAME[name].name] = path
+    if not found:
+        raise EntryError(f"{data_dir}: no *{JSONL_SUFFIX} files; point --data-dir at the release's test/ folder")
+    return found
+
+
+@dataclass
+class ImportReport:
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    missing_official_ids: dict[str, list[int]] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"counts": self.counts, "dropped": self.dropped, "missing_official_ids": self.missing_official_ids}
+
+
+def _is_weak_vsod(entry: Entry) -> bool:
+    # The reference keeps only strong occlusions, with Python equality: 0 == False is dropped too (§10.13).
+    return "strong_occlusions" in entry.extra and entry.extra["strong_occlusions"] == False  # noqa: E712
+
+
+def import_official(data_dir: Path | str, out_dir: Path | str, sources: list[str] | None = None) -> ImportReport:
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    files = find_release_files(data_dir)
+    if sources:
+        unknown = sorted(set(sources) - set(SOURCES))
+        if unknown:
+            raise EntryError(f"unknown source(s) {', '.join(unknown)}")
+        files = {s: p for s, p in files.items() if s in sources}
+    reader = DirFrameReader(data_dir)
+    kept_ids = official_filter_ids()
+    report = ImportReport()
+    with StagedOutput(out_dir) as staged:
+        for source, path in files.items():
+            scenario = scenario_for(source)
+            entries = list(read_jsonl(path))  # parse the whole file first: a bad line fails before any image work
+            seen: set[int] = set()
+            for entry in entries:
+                if entry.id in seen:
+                    raise EntryError(f"{entry.where}: duplicate id {entry.id}")
+                seen.add(entry.id)
+            weak = [e for e in entries if _is_weak_vsod(e)]
+            entries = [e for e in entries if not _is_weak_vsod(e)]
+            report.dropped[source] = {"weak_occlusion": len(weak)} if weak else {}
+            report.missing_official_ids[source] = sorted(kept_ids[source] - {e.id for e in entries})
+            split_of = {e.id: ("test" if e.id in kept_ids[source] else "excluded") for e in entries}
+            report.counts[source] = {}
+            bar = tqdm(total=len(entries), desc=f"import {source}", unit="ep")
+            for split in ("test", "excluded"):
+                chosen = [e for e in entries if split_of[e.id] == split]
+
+                def episodes(chosen=chosen):
+                    for entry in chosen:
+                        yield entry_to_episode(entry, scenario, reader)
+                        bar.update(1)
+
+                result = staged.write_split(source, split, episodes())
+                report.counts[source][split] = result.rows
+            bar.close()
+    # The report lands beside the data only with a successful import.
+    atomic_write_json(out_dir / "import_report.json", report.to_json())
+    return report

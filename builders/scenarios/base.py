@@ -1,0 +1,303 @@
+"""What every scenario module provides, and the generic walk that turns one entry into an episode.
+
+An `Entry` is the authors' jsonl record (protocol §1.7). Builders of the raw sources produce the same
+entries, with image paths relative to the raw folder, so the importer and the builders share everything
+below and differ only in where the frame bytes come from (`FrameReader`).
+
+A scenario describes the reference environment as a small state machine over hashable keys: `start`,
+`describe(key)` and `transition(key, action)`. `entry_to_episode` walks it breadth first up to the turn budget,
+so the stored state graph is exactly the set of situations the reference can reach.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Hashable, Mapping, Protocol
+
+from proactivebench.actions import is_abstain, parse_action
+from proactivebench.schema import EpisodeRecord, Frame, Move, Option, State
+from proactivebench.sources import get_source
+
+
+class EntryError(ValueError):
+    """A source record that cannot become an episode; the message names the record."""
+
+
+COMMON_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "id": int,
+    "image_template": str,
+    "first_image": int,
+    "num_images": int,
+    "reference_image": int,
+    "prompt": str,
+    "options": list,
+    "categories": list,
+    "answer": str,
+}
+
+
+@dataclass
+class Entry:
+    """One record in the authors' jsonl format; `where` names it in error messages (file and line)."""
+
+    id: int
+    image_template: str
+    first_image: int
+    num_images: int
+    reference_image: int
+    prompt: str
+    options: list[str]
+    categories: list[str]
+    answer: str
+    extra: dict[str, Any] = field(default_factory=dict)
+    where: str = ""
+
+    @classmethod
+    def from_json(cls, record: Mapping[str, Any], where: str) -> "Entry":
+        if not isinstance(record, Mapping):
+            raise EntryError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        values = {}
+        for name, kind in COMMON_FIELDS.items():
+            if name not in record:
+                raise EntryError(f"{where}: missing field {name!r}")
+            value = record[name]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise EntryError(f"{where}: field {name!r} should be {kind.__name__}, got {value!r}")
+            values[name] = value
+        for name in ("options", "categories"):
+            if not all(isinstance(v, str) for v in values[name]):
+                raise EntryError(f"{where}: field {name!r} should be a list of strings")
+        extra = {k: v for k, v in record.items() if k not in COMMON_FIELDS}
+        return cls(**values, extra=extra, where=where)
+
+    def require(self, name: str, kind: type | tuple[type, ...]) -> Any:
+        if name not in self.extra:
+            raise EntryError(f"{self.where}: missing field {name!r}")
+        value = self.extra[name]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise EntryError(f"{self.where}: field {name!r} has an unexpected value {value!r}")
+        return value
+
+    def fail(self, message: str) -> EntryError:
+        return EntryError(f"{self.where}: {message}")
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    """Where a frame's pixels come from: a file kept byte-exact, or a crop of it stored as PNG."""
+
+    path: str
+    crop: tuple[float, float, float, float] | None = None  # a PIL box (left, upper, right, lower)
+
+    @property
+    def name(self) -> str:
+        if self.crop is None:
+            return self.path
+        return f"{self.path}#crop={','.join(_number(c) for c in self.crop)}.png"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    frame: FrameRef
+    shown: tuple[int, ...]  # option indices, in display order
+    valid: tuple[int, ...]  # the shown options whose choice is a valid proactive move here
+    accepts_answer: bool
+
+
+class FrameReader(Protocol):
+    def read(self, path: str, where: str) -> bytes: ...
+
+
+class Scenario:
+    """Per-scenario knowledge. Subclasses set the class attributes and implement the state machine."""
+
+    source: str
+    action_space: tuple[str, ...]
+    hint_text: str = ""
+    pre_prompt: str = ""
+    reference_question: str = ""
+    oeg_threshold: int = 0
+
+    def check(self, entry: Entry) -> None:
+        """Reject entries the reference would crash on, with the record named."""
+
+    def hint(self, entry: Entry) -> str:
+        return self.hint_text
+
+    def max_turns(self, entry: Entry) -> int:
+        return entry.num_images
+
+    def start(self, entry: Entry) -> Hashable:
+        raise NotImplementedError
+
+    def describe(self, entry: Entry, key: Hashable) -> StateSpec:
+        raise NotImplementedError
+
+    def transition(self, entry: Entry, key: Hashable, action: str) -> Hashable | None:
+        """The next key after a valid move, or None when the move leaves the source's frames."""
+        raise NotImplementedError
+
+    def reference(self, entry: Entry) -> FrameRef:
+        raise NotImplementedError
+
+    def oeg_string(self, entry: Entry) -> str:
+        """The reference's comma-separated valid open-ended answers (protocol §6.2)."""
+        raise NotImplementedError
+
+    def meta(self, entry: Entry) -> dict[str, Any]:
+        return {}
+
+    # --- shared helpers ---------------------------------------------------------------------------------
+
+    def non_abstain(self, entry: Entry) -> tuple[int, ...]:
+        return tuple(i for i, text in enumerate(entry.options) if not is_abstain(text))
+
+    def options(self, entry: Entry) -> list[Option]:
+        result = []
+        for text in entry.options:
+            if is_abstain(text):
+                result.append(Option(text, "abstain", "stop"))
+            else:
+                result.append(Option(text, "proactive", parse_action(text, self.action_space) or ""))
+        return result
+
+
+def strip_periods(text: str) -> str:
+    return text.replace(".", "")
+
+
+def oeg_items(oeg_string: str) -> list[str]:
+    """Split exactly as the judge does (protocol §6.3): on commas, stripped, periods removed, blanks dropped."""
+    return [item.strip().replace(".", "") for item in oeg_string.split(",") if item.strip()]
+
+
+def entry_to_episode(entry: Entry, scenario: Scenario, reader: FrameReader) -> EpisodeRecord:
+    scenario.check(entry)
+    if entry.answer not in entry.categories:
+        raise entry.fail(f"answer {entry.answer!r} is not in categories {entry.categories!r}")
+    options = scenario.options(entry)
+    max_turns = scenario.max_turns(entry)
+
+    keys: dict[Hashable, int] = {}
+    key_list: list[Hashable] = []
+    specs: list[StateSpec] = []
+    depth: list[int] = []
+    moves: list[list[Move]] = []
+
+    def add(key: Hashable, turn: int) -> int:
+        if key not in keys:
+            keys[key] = len(specs)
+            key_list.append(key)
+            specs.append(scenario.describe(entry, key))
+            depth.append(turn)
+            moves.append([])
+        return keys[key]
+
+    start = add(scenario.start(entry), 1)
+    queue = deque([start])
+    expanded: set[int] = set()
+    while queue:
+        index = queue.popleft()
+        if index in expanded:
+            continue
+        expanded.add(index)
+        key = key_list[index]
+        for option in specs[index].valid:
+            target_key = scenario.transition(entry, key, options[option].action)
+            if target_key is None:
+                continue
+            target = add(target_key, depth[index] + 1)
+            moves[index].append(Move(option, target))
+            # Beyond the budget a state is never reached: it is kept (a last-turn move must point somewhere)
+            # but not walked further.
+            if depth[target] < max_turns:
+                queue.append(target)
+
+    frame_index: dict[FrameRef, int] = {}
+    frames: list[Frame] = []
+
+    def frame_of(ref: FrameRef) -> int:
+        if ref not in frame_index:
+            frame_index[ref] = len(frames)
+            frames.append(materialize(ref, reader, entry.where))
+        return frame_index[ref]
+
+    states = []
+    for index, spec in enumerate(specs):
+        states.append(State(frame_of(spec.frame), list(spec.shown), moves[index], spec.accepts_answer))
+    reference_frame = frame_of(scenario.reference(entry))
+
+    info = get_source(scenario.source)
+    oeg = oeg_items(scenario.oeg_string(entry))
+    record = EpisodeRecord(
+        sample_id=f"{info.name}-{entry.id:06d}",
+        source=info.name,
+        source_id=entry.id,
+        scenario=info.scenario,
+        question=entry.prompt,
+        pre_prompt=scenario.pre_prompt,
+        hint=scenario.hint(entry),
+        reference_question=scenario.reference_question,
+        options=options,
+        categories=list(entry.categories),
+        answer=entry.answer,
+        frames=frames,
+        states=states,
+        first_state=start,
+        reference_frame=reference_frame,
+        max_turns=max_turns,
+        oeg_answers=oeg,
+        oeg_proactive_count=min(scenario.oeg_threshold, len(oeg)),
+        meta={
+            "image_template": entry.image_template,
+            "first_image": entry.first_image,
+            "num_images": entry.num_images,
+            "reference_image": entry.reference_image,
+            **{k: v for k, v in entry.extra.items()},
+            **scenario.meta(entry),
+        },
+    )
+    try:
+        return record.validate()
+    except ValueError as error:
+        raise entry.fail(str(error)) from None
+
+
+def materialize(ref: FrameRef, reader: FrameReader, where: str) -> Frame:
+    data = reader.read(ref.path, where)
+    if ref.crop is None:
+        check_decodes(data, ref.path, where)
+        return Frame(data, ref.path)
+    from PIL import Image
+
+    try:
+        image = Image.open(io.BytesIO(data)).convert("RGB")
+    except Exception as error:  # PIL raises several types for corrupt files
+        raise EntryError(f"{where}: image {ref.path!r} does not decode: {error}") from None
+    left, upper, right, lower = ref.crop
+    width, height = image.size
+    if right <= 0 or lower <= 0 or left >= width or upper >= height or right <= left or lower <= upper:
+        raise EntryError(
+            f"{where}: crop {ref.crop} lies entirely outside image {ref.path!r} of size {width}x{height}"
+        )
+    # PIL rounds float boxes and pads the outside with black, exactly as the reference's transform does.
+    cropped = image.crop(ref.crop)
+    buffer = io.BytesIO()
+    cropped.save(buffer, format="PNG")
+    return Frame(buffer.getvalue(), ref.name)
+
+
+def check_decodes(data: bytes, path: str, where: str) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.load()
+    except Exception as error:
+        raise EntryError(f"{where}: image {path!r} does not decode: {error}") from None

@@ -1,0 +1,69 @@
+"""ChangeIt (temporal): rewind / wait by a step size, no wrap; the impossible direction is not shown (§4.6)."""
+
+from __future__ import annotations
+
+from .base import Entry, FrameRef, Scenario, StateSpec, strip_periods
+from .vsod import VIDEO_PRE_PROMPT
+
+REWIND = "Rewind the video."
+WAIT_PREFIX = "Wait for the"
+
+
+class ChangeItScenario(Scenario):
+    source = "changeit"
+    action_space = ("stop", "rewind", "forward")
+    hint_text = (
+        "Hint: If you cannot answer the question, waiting for it to appear or rewinding the video could help with "
+        "classification."
+    )
+    pre_prompt = VIDEO_PRE_PROMPT
+    oeg_threshold = 2
+
+    def check(self, entry: Entry) -> None:
+        if entry.require("step_size", int) < 1:
+            raise entry.fail("step_size must be at least 1")
+        if entry.require("max_steps", int) < 1:
+            raise entry.fail("max_steps must be at least 1")
+
+    def max_turns(self, entry: Entry) -> int:
+        return entry.extra["max_steps"]
+
+    def pruned(self, entry: Entry, image_id: int, indices: tuple[int, ...]) -> tuple[int, ...]:
+        """The reference removes at most one option: Rewind at the start, else the first Wait near the end."""
+        step = entry.extra["step_size"]
+        kept = list(indices)
+        if image_id - step < 0:
+            kept = [i for i in kept if entry.options[i] != REWIND]
+        elif image_id + step >= entry.num_images:
+            waits = [i for i in kept if WAIT_PREFIX in entry.options[i]]
+            if waits:
+                kept.remove(waits[0])
+        return tuple(kept)
+
+    def start(self, entry: Entry):
+        return entry.first_image
+
+    def describe(self, entry: Entry, image_id) -> StateSpec:
+        return StateSpec(
+            FrameRef(entry.image_template.format(image=str(image_id))),
+            shown=self.pruned(entry, image_id, tuple(range(len(entry.options)))),
+            valid=self.pruned(entry, image_id, self.non_abstain(entry)),
+            accepts_answer=True,
+        )
+
+    def transition(self, entry: Entry, image_id, action: str):
+        step = entry.extra["step_size"]
+        target = image_id - step if action == "rewind" else image_id + step
+        # The reference asserts here (a video shorter than a step both ways); the option becomes invalid instead.
+        return target if 0 <= target < entry.num_images else None
+
+    def reference(self, entry: Entry) -> FrameRef:
+        return FrameRef(entry.image_template.format(image=str(entry.reference_image)))
+
+    def oeg_string(self, entry: Entry) -> str:
+        first = self.pruned(entry, entry.first_image, self.non_abstain(entry))
+        answers = [entry.options[i] for i in first]
+        # The reference appends Rewind to its live list on every call (protocol §10.10); added once here.
+        if REWIND not in answers:
+            answers.append(REWIND)
+        return ",".join(strip_periods(x) for x in answers + [entry.answer]) + "."

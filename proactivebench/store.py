@@ -1,0 +1,298 @@
+"""The hub layout, used at every stage: `<dir>/data/<source>/<split>-NNNNN-of-MMMMM.parquet` + a README with configs.
+
+Rows are encoded with the episode `Features` and streamed into parquet shards, so memory stays flat with the
+number of rows. A split is written into a staging folder and swapped in only when complete: a failed write
+leaves the previous folder as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from .schema import FEATURES, SPLITS, EpisodeRecord
+from .sources import SOURCE_NAMES
+
+MAX_SHARD_BYTES = 400 * 1024**2  # the Hub recommends shards under 500 MB
+ROW_GROUP_BYTES = 64 * 1024**2  # keeps the dataset viewer's row groups small
+ROW_GROUP_ROWS = 100
+SHARD_NAME = re.compile(r"^(?P<split>[a-z_]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.parquet$")
+CARD_FRONT_MATTER = re.compile(r"^---\n.*?\n---\n?", re.S)
+
+
+class StoreError(ValueError):
+    """A hub-layout folder that cannot be read or written as asked."""
+
+
+@dataclass
+class SplitWriteResult:
+    source: str
+    split: str
+    rows: int
+    files: list[Path] = field(default_factory=list)
+    bytes: int = 0
+
+
+def shard_dir(root: Path, source: str) -> Path:
+    return Path(root) / "data" / source
+
+
+def split_files(root: Path | str, source: str, split: str) -> list[Path]:
+    folder = shard_dir(Path(root), source)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if (m := SHARD_NAME.match(p.name)) and m["split"] == split)
+
+
+def layout(root: Path | str) -> dict[str, dict[str, list[Path]]]:
+    """{source: {split: [files]}} for what is on disk."""
+    result: dict[str, dict[str, list[Path]]] = {}
+    data = Path(root) / "data"
+    if not data.is_dir():
+        return result
+    for folder in sorted(data.iterdir()):
+        if not folder.is_dir() or folder.name.startswith("."):
+            continue
+        for path in sorted(folder.iterdir()):
+            match = SHARD_NAME.match(path.name)
+            if match:
+                result.setdefault(folder.name, {}).setdefault(match["split"], []).append(path)
+    return result
+
+
+def _as_row(item: EpisodeRecord | Mapping[str, Any]) -> Mapping[str, Any]:
+    return item.to_row() if isinstance(item, EpisodeRecord) else item
+
+
+class _ShardWriter:
+    """Rolls parquet files at a byte budget and flushes row groups at a byte or row budget."""
+
+    def __init__(self, folder: Path, split: str, max_shard_bytes: int, row_group_bytes: int, row_group_rows: int):
+        self.folder, self.split = folder, split
+        self.max_shard_bytes, self.row_group_bytes, self.row_group_rows = max_shard_bytes, row_group_bytes, row_group_rows
+        self.schema = FEATURES.arrow_schema
+        self.paths: list[Path] = []
+        self.writer: pq.ParquetWriter | None = None
+        self.shard_bytes = 0
+        self.buffer: list[dict] = []
+        self.buffer_bytes = 0
+        self.rows = 0
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        encoded = FEATURES.encode_example(dict(row))
+        self.buffer.append(encoded)
+        self.buffer_bytes += sum(len(f.get("bytes") or b"") for f in encoded["frames"]) + 1024
+        self.rows += 1
+        if self.buffer_bytes >= self.row_group_bytes or len(self.buffer) >= self.row_group_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        if self.writer is not None and self.shard_bytes + self.buffer_bytes > self.max_shard_bytes:
+            self.writer.close()
+            self.writer = None
+        if self.writer is None:
+            path = self.folder / f"{self.split}-{len(self.paths):05d}.partial"
+            self.paths.append(path)
+            self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+            self.shard_bytes = 0
+        table = pa.Table.from_pylist(self.buffer, schema=self.schema)
+        self.writer.write_table(table, row_group_size=len(self.buffer))
+        self.shard_bytes += self.buffer_bytes
+        self.buffer, self.buffer_bytes = [], 0
+
+    def close(self) -> list[Path]:
+        self.flush()
+        if self.writer is not None:
+            self.writer.close()
+        # An empty split gets no file: the Hub's parquet reader rejects empty row groups.
+        final = []
+        for i, path in enumerate(self.paths):
+            target = self.folder / f"{self.split}-{i:05d}-of-{len(self.paths):05d}.parquet"
+            path.rename(target)
+            final.append(target)
+        return final
+
+
+def write_split(
+    root: Path | str,
+    source: str,
+    split: str,
+    rows: Iterable[EpisodeRecord | Mapping[str, Any]],
+    *,
+    max_shard_bytes: int = MAX_SHARD_BYTES,
+    row_group_bytes: int = ROW_GROUP_BYTES,
+    row_group_rows: int = ROW_GROUP_ROWS,
+    render_card: bool = True,
+) -> SplitWriteResult:
+    """Write one (source, split) of a hub-layout folder atomically, replacing what was there."""
+    if source not in SOURCE_NAMES:
+        raise StoreError(f"unknown source {source!r}")
+    if split not in SPLITS:
+        raise StoreError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    root = Path(root)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    staging = root / "data" / f".staging-{source}-{split}-{uuid.uuid4().hex[:8]}"
+    staging.mkdir()
+    try:
+        writer = _ShardWriter(staging, split, max_shard_bytes, row_group_bytes, row_group_rows)
+        for item in rows:
+            writer.add(_as_row(item))
+        new_files = writer.close()
+        _swap_in(root, source, {split}, new_files, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if render_card:
+        write_card(root)
+    files = split_files(root, source, split)
+    return SplitWriteResult(source, split, writer.rows, files, sum(p.stat().st_size for p in files))
+
+
+def _swap_in(root: Path, source: str, splits: set[str], new_files: list[Path], scratch: Path) -> None:
+    """Replace `splits` of a source by `new_files`: build the new source folder beside, then two renames."""
+    current = shard_dir(root, source)
+    replacement = scratch / f"swap-{source}"
+    replacement.mkdir()
+    if current.is_dir():
+        for path in current.iterdir():
+            match = SHARD_NAME.match(path.name)
+            if match and match["split"] not in splits:
+                os.link(path, replacement / path.name)
+    for path in new_files:
+        path.rename(replacement / path.name)
+    if current.is_dir():
+        current.rename(scratch / f"old-{source}")
+    current.parent.mkdir(parents=True, exist_ok=True)
+    replacement.rename(current)
+
+
+class StagedOutput:
+    """A scratch hub folder that replaces its splits in `target` only when the whole job succeeded.
+
+    Used by commands that write several sources or splits: any error leaves `target` untouched.
+    """
+
+    def __init__(self, target: Path | str):
+        self.target = Path(target)
+        self.root: Path | None = None
+
+    def __enter__(self) -> "StagedOutput":
+        self.target.mkdir(parents=True, exist_ok=True)
+        self.root = self.target / f".staging-{uuid.uuid4().hex[:8]}"
+        self.root.mkdir()
+        return self
+
+    def write_split(self, source: str, split: str, rows: Iterable, **kwargs) -> SplitWriteResult:
+        return write_split(self.root, source, split, rows, render_card=False, **kwargs)
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            if kind is None:
+                for source, splits in layout(self.root).items():
+                    files = [p for paths in splits.values() for p in paths]
+                    _swap_in(self.target, source, set(splits), files, self.root)
+                write_card(self.target)
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+# --- the card's configs -------------------------------------------------------------------------------------
+
+
+def card_configs(root: Path | str) -> list[dict]:
+    """Configs for what is on disk: `default` (every source), one per source, each with a `full` split."""
+    on_disk = layout(root)
+    if not on_disk:
+        return []
+
+    def data_files(pattern_source: str, splits: set[str]) -> list[dict]:
+        entries = []
+        for split in [s for s in SPLITS if s in splits]:
+            entries.append({"split": split, "path": f"data/{pattern_source}/{split}-*.parquet"})
+        if "test" in splits and "excluded" in splits:
+            entries.append(
+                {"split": "full", "path": [f"data/{pattern_source}/{s}-*.parquet" for s in ("test", "excluded")]}
+            )
+        return entries
+
+    all_splits = {split for splits in on_disk.values() for split in splits}
+    configs = [{"config_name": "default", "default": True, "data_files": data_files("*", all_splits)}]
+    for source in [s for s in SOURCE_NAMES if s in on_disk]:
+        configs.append({"config_name": source, "data_files": data_files(source, set(on_disk[source]))})
+    return configs
+
+
+def write_card(root: Path | str, body: str | None = None) -> Path:
+    """(Re)write README.md's YAML configs, keeping an existing card body unless a new one is given."""
+    root = Path(root)
+    path = root / "README.md"
+    if body is None:
+        body = CARD_FRONT_MATTER.sub("", path.read_text()) if path.exists() else default_card_body()
+    front = yaml.safe_dump({"configs": card_configs(root)}, sort_keys=False, allow_unicode=True)
+    atomic_write_text(path, f"---\n{front}---\n{body}")
+    return path
+
+
+def read_card_metadata(root: Path | str) -> dict:
+    path = Path(root) / "README.md"
+    if not path.exists():
+        return {}
+    match = CARD_FRONT_MATTER.match(path.read_text())
+    return yaml.safe_load(match.group(0).strip("-\n")) if match else {}
+
+
+def default_card_body() -> str:
+    return (
+        "\n# ProactiveBench episodes\n\nBuilt with `proactivebench`. Load with "
+        "`datasets.load_dataset(<this folder>)` or `load_dataset(<this folder>, \"<source>\")`.\n"
+    )
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def atomic_write_json(path: Path | str, value: Any) -> None:
+    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+
+def load(root: Path | str, source: str | None = None, split: str = "test", **kwargs):
+    """`datasets.load_dataset` on a hub-layout folder (or a Hub repo id)."""
+    import datasets
+
+    return datasets.load_dataset(str(root), source or "default", split=split, **kwargs)
+
+
+def iter_rows(root: Path | str, sources: Iterable[str] | None = None, split: str = "test") -> Iterator[dict]:
+    """Rows straight from the parquet files, frames undecoded ({bytes, path}); memory stays at one row group."""
+    on_disk = layout(root)
+    wanted = list(sources) if sources else [s for s in SOURCE_NAMES if s in on_disk]
+    for source in wanted:
+        for path in on_disk.get(source, {}).get(split, []):
+            parquet = pq.ParquetFile(path)
+            for group in range(parquet.num_row_groups):
+                yield from parquet.read_row_group(group).to_pylist()
+
+
+def count_rows(root: Path | str) -> dict[str, dict[str, int]]:
+    return {
+        source: {split: sum(pq.ParquetFile(p).metadata.num_rows for p in files) for split, files in splits.items()}
+        for source, splits in layout(root).items()
+    }

@@ -1,0 +1,45 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_datasets_cache(tmp_path, monkeypatch):
+    """`load_dataset` caches by path: every test gets its own cache."""
+    import datasets.config
+
+    cache = tmp_path / "hf-datasets-cache"
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", cache)
+
+
+@pytest.fixture(scope="session")
+def release_dir(tmp_path_factory):
+    from proactivebench.builders.sample_release import write_sample_release
+
+    return write_sample_release(tmp_path_factory.mktemp("release") / "test")
+
+
+@pytest.fixture(scope="session")
+def imported_dir(release_dir, tmp_path_factory):
+    from proactivebench.builders.official import import_official
+
+    out = tmp_path_factory.mktemp("imported") / "bench"
+    import_official(release_dir, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def imported_rows(imported_dir):
+    """{sample_id: row} over every split, frames undecoded."""
+    from proactivebench.store import iter_rows
+
+    rows = {}
+    for split in ("test", "excluded"):
+        for row in iter_rows(imported_dir, split=split):
+            rows[row["sample_id"]] = row
+    return rows
