@@ -115,18 +115,17 @@ def import_official(data_dir: Path | str, out_dir: Path | str, sources: list[str
             report.missing_official_ids[source] = sorted(kept_ids[source] - {e.id for e in entries})
             split_of = {e.id: ("test" if e.id in kept_ids[source] else "excluded") for e in entries}
             report.counts[source] = {}
-            bar = tqdm(total=len(entries), desc=f"import {source}", unit="ep")
-            for split in ("test", "excluded"):
-                chosen = [e for e in entries if split_of[e.id] == split]
+            with tqdm(total=len(entries), desc=f"import {source}", unit="ep") as bar:
+                for split in ("test", "excluded"):
+                    chosen = [e for e in entries if split_of[e.id] == split]
 
-                def episodes(chosen=chosen):
-                    for entry in chosen:
-                        yield entry_to_episode(entry, scenario, reader)
-                        bar.update(1)
+                    def episodes(chosen=chosen):
+                        for entry in chosen:
+                            yield entry_to_episode(entry, scenario, reader)
+                            bar.update(1)
 
-                result = staged.write_split(source, split, episodes())
-                report.counts[source][split] = result.rows
-            bar.close()
+                    result = staged.write_split(source, split, episodes())
+                    report.counts[source][split] = result.rows
     # The report lands beside the data only with a successful import.
     atomic_write_json(out_dir / "import_report.json", report.to_json())
     return report
