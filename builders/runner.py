@@ -1,0 +1,195 @@
+"""The generic raw-source build: enumerate work, turn each item into an episode, stream them into the hub layout.
+
+Every source plugs in through `builders.raw.RawSource`; this module adds what they share: the progress bar,
+`--num-proc` (an order-preserving `Pool.imap`, so the output does not depend on the number of processes),
+`--on-error fail|skip`, `--limit`, atomic streaming writes (`StagedOutput`: a failed build leaves the old
+folder intact) and the build report, merged per source and split into `<out>/build_report.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Iterator
+
+from tqdm.auto import tqdm
+
+from proactivebench.schema import SPLITS
+from proactivebench.store import StagedOutput, atomic_write_json
+
+from .raw import RAW_SOURCES, BuildConfig, RawSource, WorkItem
+from .scenarios import EntryError, entry_to_episode, scenario_for
+
+log = logging.getLogger(__name__)
+
+ON_ERROR = ("fail", "skip")
+REPORT_NAME = "build_report.json"
+# Errors that mean "this item's input is bad"; anything else is a bug and always propagates.
+ITEM_ERRORS = (EntryError, OSError, ValueError)
+
+
+class BuildError(ValueError):
+    """A build stopped by bad input (`--on-error fail`); the message names the item and the reason."""
+
+
+@dataclass
+class Skipped:
+    key: str
+    reason: str
+
+
+@dataclass
+class BuildReport:
+    source: str
+    split: str
+    raw_dir: str
+    root: str  # the source's top folder that `locate` found
+    seed: int
+    num_proc: int
+    on_error: str
+    limit: int | None
+    items: int = 0  # work items tried
+    episodes: int = 0  # episodes written
+    images: int = 0  # frames written
+    seconds: float = 0.0
+    skipped: list[Skipped] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+def rng_for(seed: int, *parts: object) -> random.Random:
+    """A generator that depends only on the seed and the item, not on order, process or `--limit`.
+
+    `random.Random(str)` hashes the string with SHA-512, so it is stable across processes and runs.
+    """
+    return random.Random("\x1f".join([str(seed), *map(str, parts)]))
+
+
+def get_raw_source(name: str) -> RawSource:
+    from . import sources  # noqa: F401  (registers every source module)
+
+    try:
+        return RAW_SOURCES[name]
+    except KeyError:
+        known = ", ".join(sorted(RAW_SOURCES)) or "none"
+        raise ValueError(f"no raw builder for source {name!r}; available: {known}") from None
+
+
+# --- one item (runs in a worker process with --num-proc > 1) ----------------------------------------------
+
+_WORKER: dict = {}
+
+
+def _init_worker(source_name: str, root: Path, config: BuildConfig) -> None:
+    _WORKER.update(source=get_raw_source(source_name), root=root, config=config)
+
+
+def _build_item(item: WorkItem) -> tuple[str, dict | None, int, str | None]:
+    """(key, row or None, image count, error reason or None)."""
+    source: RawSource = _WORKER["source"]
+    try:
+        entry, reader = source.to_entry(_WORKER["root"], item, _WORKER["config"])
+        record = entry_to_episode(entry, scenario_for(source.name), reader)
+    except ITEM_ERRORS as error:
+        return item.key, None, 0, str(error) or type(error).__name__
+    return item.key, record.to_row(), len(record.frames), None
+
+
+def _results(
+    source_name: str, root: Path, config: BuildConfig, items: list[WorkItem], num_proc: int
+) -> Iterator[tuple[str, dict | None, int, str | None]]:
+    if num_proc <= 1:
+        _init_worker(source_name, root, config)
+        yield from map(_build_item, items)
+        return
+    # fork keeps the registry and imports of the parent; the pool is closed even when the consumer stops early.
+    context = multiprocessing.get_context("fork")
+    with context.Pool(num_proc, initializer=_init_worker, initargs=(source_name, root, config)) as pool:
+        yield from pool.imap(_build_item, items, chunksize=max(1, min(8, len(items) // (num_proc * 8) or 1)))
+
+
+# --- the build ------------------------------------------------------------------------------------------
+
+
+def build_source(
+    source_name: str,
+    raw_dir: Path | str,
+    out_dir: Path | str,
+    split: str = "test",
+    seed: int = 0,
+    num_proc: int = 1,
+    on_error: str = "fail",
+    limit: int | None = None,
+    progress: bool = True,
+) -> BuildReport:
+    """Build one source's split from its native download into the hub-layout folder `out_dir`."""
+    if on_error not in ON_ERROR:
+        raise ValueError(f"--on-error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+    if split not in SPLITS or split == "excluded":
+        raise ValueError(f"--split must be test or train, got {split!r}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {limit}")
+    if num_proc < 1:
+        raise ValueError(f"--num-proc must be at least 1, got {num_proc}")
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    if not raw_dir.exists():
+        raise FileNotFoundError(f"{raw_dir}: no such folder (--raw-dir)")
+    source = get_raw_source(source_name)
+    root = source.locate(raw_dir)
+    log.info("%s: reading %s", source_name, root)
+    config = BuildConfig(split=split, seed=seed, limit=limit)
+    # Items are small (keys and paths); listing them first gives the bar a total. Images stream below.
+    items = list(islice(source.items(root, config), limit))
+    seen: set[str] = set()
+    for item in items:
+        if item.key in seen:
+            raise BuildError(f"{source_name}: duplicate work item {item.key!r}")
+        seen.add(item.key)
+
+    report = BuildReport(source_name, split, str(raw_dir), str(root), seed, num_proc, on_error, limit)
+    started = time.perf_counter()
+    bar = tqdm(total=len(items), desc=f"build {source_name}/{split}", unit="ep", disable=not progress)
+
+    def rows() -> Iterator[dict]:
+        for key, row, images, reason in _results(source_name, root, config, items, num_proc):
+            report.items += 1
+            bar.update(1)
+            if reason is not None:
+                if on_error == "fail":
+                    raise BuildError(f"{source_name} item {key}: {reason}")
+                report.skipped.append(Skipped(key, reason))
+                bar.set_postfix(skipped=len(report.skipped))
+                continue
+            report.episodes += 1
+            report.images += images
+            yield row
+
+    try:
+        with StagedOutput(out_dir) as staged:
+            staged.write_split(source_name, split, rows())
+    finally:
+        bar.close()
+    report.seconds = round(time.perf_counter() - started, 3)
+    merge_report(out_dir, report)
+    return report
+
+
+def merge_report(out_dir: Path, report: BuildReport) -> Path:
+    """`<out>/build_report.json` = {source: {split: report}}; other sources and splits are kept."""
+    path = Path(out_dir) / REPORT_NAME
+    merged: dict = {}
+    if path.exists():
+        try:
+            merged = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            log.warning("%s: unreadable, replaced", path)
+    merged.setdefault(report.source, {})[report.split] = report.to_json()
+    atomic_write_json(path, merged)
+    return path
