@@ -1,0 +1,11 @@
+"""Model backends behind one interface: a batch of chat requests (text + images) in, texts out.
+
+SPEC: `hf:<id or dir>[+<adapter dir>]`, `openai:<model>` (with base_url / $OPENAI_BASE_URL),
+`baseline:random|oracle|always-proactive|always-abstain`.
+"""
+
+from .base import BACKENDS, Backend, Generation, Request, load_backend, parse_spec, register_backend, single_turn
+
+__all__ = [
+    "BACKENDS", "Backend", "Generation", "Request", "load_backend", "parse_spec", "register_backend", "single_turn",
+]

@@ -1,0 +1,143 @@
+"""The backend interface: a batch of requests (a chat with images) in, one generated text per request out.
+
+A request is a chat in the transformers content-list form (`{"type": "image"}` items mark where images go)
+plus the images in order, so every backend, and any later multi-turn or few-shot mode, shares one message
+format. A failing request never sinks its batch: the batch is retried one request at a time and only the
+failing one comes back with `error` set (the runner records it as an error turn).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+log = logging.getLogger(__name__)
+
+ImageSource = Any  # a PIL image, or a zero-argument callable returning one (decoded only if a backend needs pixels)
+
+
+@dataclass
+class Request:
+    messages: list[dict]  # [{"role": ..., "content": str | [{"type": "image"} | {"type": "text", "text": ...}]}]
+    images: list[ImageSource] = field(default_factory=list)  # one per image item, in order
+    context: Any = None  # the live Episode (baselines read its graph instead of the pixels)
+    key: str = ""  # a stable identity, e.g. "<sample_id>/<turn>", for seeded randomness independent of batching
+
+    def load_images(self) -> list:
+        return [image() if callable(image) else image for image in self.images]
+
+    @property
+    def prompt(self) -> str:
+        """The text of the last user message (the single-turn prompt)."""
+        for message in reversed(self.messages):
+            if message["role"] == "user":
+                content = message["content"]
+                if isinstance(content, str):
+                    return content
+                return "".join(item.get("text", "") for item in content if item.get("type") == "text")
+        return ""
+
+
+@dataclass
+class Generation:
+    text: str
+    error: str = ""  # non-empty when the backend call failed for this request
+    latency_s: float = 0.0  # wall time of the backend call that produced it (shared by a batch)
+
+
+def single_turn(prompt: str, images: Sequence[ImageSource] = (), context: Any = None, key: str = "") -> Request:
+    """One user message: the images first, then the text (the reference's conversation order, protocol §1.5)."""
+    content = [{"type": "image"} for _ in images] + [{"type": "text", "text": prompt}]
+    return Request([{"role": "user", "content": content}], list(images), context, key)
+
+
+class Backend(ABC):
+    """Subclasses implement `_generate(requests) -> texts`; `generate` adds timing and error isolation."""
+
+    kind: str = ""  # the spec prefix: hf, openai, baseline
+    needs_images: bool = True  # False lets the runner skip decoding frames
+    default_batch_size: int = 8
+
+    def __init__(self, spec: str):
+        self.spec = spec
+
+    @abstractmethod
+    def _generate(self, requests: Sequence[Request]) -> list[str]: ...
+
+    def config(self) -> dict:
+        """Everything that changes the outputs, for the run's config_json."""
+        return {"spec": self.spec, "kind": self.kind}
+
+    @property
+    def model_name(self) -> str:
+        return self.spec.split(":", 1)[1] if ":" in self.spec else self.spec
+
+    def generate(self, requests: Sequence[Request]) -> list[Generation]:
+        if not requests:
+            return []
+        start = time.perf_counter()
+        try:
+            texts = self._generate(requests)
+        except Exception as error:  # noqa: BLE001 - isolate the failing request below
+            if len(requests) == 1:
+                log.debug("backend call failed", exc_info=True)
+                return [Generation("", error=_describe(error), latency_s=time.perf_counter() - start)]
+            return [g for request in requests for g in self.generate([request])]
+        elapsed = time.perf_counter() - start
+        if len(texts) != len(requests):
+            raise RuntimeError(f"{self.spec}: {len(texts)} outputs for {len(requests)} requests")
+        return [Generation(text, latency_s=elapsed) for text in texts]
+
+    def close(self) -> None:
+        """Release what the backend holds (a server connection, a model)."""
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:500]
+
+
+# --- the spec registry ----------------------------------------------------------------------------------------
+
+BackendFactory = Callable[..., Backend]
+BACKENDS: dict[str, BackendFactory] = {}
+
+
+def register_backend(kind: str):
+    def decorate(factory: BackendFactory) -> BackendFactory:
+        BACKENDS[kind] = factory
+        return factory
+
+    return decorate
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    kind, sep, target = spec.partition(":")
+    if not sep or not target:
+        raise ValueError(
+            f"model spec {spec!r} must look like hf:<id or dir>, openai:<model> or baseline:<name>"
+        )
+    return kind, target
+
+
+def load_backend(spec: str, **options) -> Backend:
+    """`hf:<id or dir>[+<adapter dir>]`, `openai:<model>`, `baseline:<name>`; options go to the backend."""
+    from . import baseline, hf, openai_server  # noqa: F401 - importing registers the factories
+
+    kind, target = parse_spec(spec)
+    try:
+        factory = BACKENDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown backend {kind!r} in {spec!r}; expected one of {', '.join(sorted(BACKENDS))}") from None
+    accepted = getattr(factory, "OPTIONS", None)
+    if accepted is not None:
+        # One option set serves every kind (the CLI, curation and GRPO pass the same dict): drop what a kind
+        # does not use rather than fail on, say, max_new_tokens for a baseline.
+        dropped = sorted(k for k in options if k not in accepted)
+        if dropped:
+            log.debug("%s ignores options %s", kind, ", ".join(dropped))
+        options = {k: v for k, v in options.items() if k in accepted and v is not None}
+    return factory(target, **options)
