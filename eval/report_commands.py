@@ -1,0 +1,136 @@
+"""`proactivebench report`: print the analytics views of a results file and optionally plot them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from proactivebench.sources import SOURCE_NAMES
+
+from .analytics import DEFAULT_THRESHOLD, View, prediction_views, public_views, result_views, source_label
+
+PUBLIC_VIEW_NAMES = [v.name for v in result_views() + prediction_views(DEFAULT_THRESHOLD) if v.public]
+# Wide views shown the paper's way in table/markdown: one "a/b" cell per source (e.g. acc/psr = "14.3/0.4").
+PAIRED_METRICS = {"table1": ("acc", "psr"), "oeg_table": ("cc", "ps", "agg")}
+KEEP_PRECISION = {"threshold"}  # a setting, not a measurement: printed as given
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="print the paper's tables (Table 1, Fig. 3, Fig. 4, Table 2) from a results file; --plot for PNGs",
+        description="Print the analytics views of a results DuckDB file (table1, reference_gap, "
+        "action_distribution, oeg_table; filter_stats/filter_solved with --predictions). The file is opened "
+        "read-only; the views are created as temporary views. See docs/results_tables.md for every column.",
+    )
+    parser.add_argument("--results", type=Path, required=True, help="results DuckDB file written by `eval`")
+    parser.add_argument("--format", choices=sorted(FORMATTERS), default="table",
+                        help="table/markdown round to one decimal and show acc/psr pairs; csv/json keep every "
+                        "column at full precision (default: table)")
+    parser.add_argument("--plot", type=Path, metavar="DIR", help="also write PNG figures into DIR")
+    parser.add_argument("--view", action="append", choices=PUBLIC_VIEW_NAMES, dest="views",
+                        help="print only this view (repeatable); default: every view that applies")
+    parser.add_argument("--predictions", type=Path, metavar="DIR",
+                        help="folder of first-turn prediction parquet files (curate first-turn): adds filter views")
+    parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help=f"filter threshold on the first-turn solve rate (default {DEFAULT_THRESHOLD})")
+    parser.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .analytics import open_results
+
+    con = open_results(args.results, args.predictions, args.threshold)
+    try:
+        views = public_views(con)
+        if args.views:
+            wanted = set(args.views)
+            views = [v for v in views if v.name in wanted]
+            absent = wanted - {v.name for v in views}
+            if absent:
+                raise ValueError(f"view(s) {', '.join(sorted(absent))} need --predictions")
+        frames = [(view, con.sql(f"SELECT * FROM {view.name}").df()) for view in views]
+        sys.stdout.write(FORMATTERS[args.format](frames))
+        if args.plot:
+            from .plots import write_plots
+
+            for path in write_plots(con, args.plot):
+                print(f"wrote {path}", file=sys.stderr)
+    finally:
+        con.close()
+    return 0
+
+
+# --- presentation -----------------------------------------------------------------------------------------
+
+
+def paper_layout(name: str, frame):
+    """A wide view as the paper prints it: empty sources dropped, metric pairs joined into one cell per source."""
+    metrics = PAIRED_METRICS.get(name)
+    if metrics is None or frame.empty:
+        return frame.round({c: 1 for c in frame.columns if c not in KEEP_PRECISION})
+    out = frame[[c for c in frame.columns if not any(c.endswith(f"_{m}") for m in metrics)]].copy()
+    insert_at = list(out.columns).index("sources")
+    for prefix in [*SOURCE_NAMES, "avg"]:
+        columns = [f"{prefix}_{m}" for m in metrics]
+        if frame[columns].isna().all().all():
+            continue
+        cells = frame[columns].apply(lambda row: "/".join("-" if v != v else f"{v:.1f}" for v in row), axis=1)
+        out.insert(insert_at, source_label(prefix) if prefix != "avg" else "avg " + "/".join(metrics), cells)
+        insert_at += 1
+    # The run label already spells model, mode, hint, ablation and variant; one dataset needs no column.
+    hidden = {"model", "mode", "hint", "ablation", "variant"} | ({"dataset"} if out["dataset"].nunique() < 2 else set())
+    return out[[c for c in out.columns if c not in hidden]]
+
+
+def _title(view: View) -> str:
+    return f"{view.name}: {view.description}"
+
+
+def format_table(frames) -> str:
+    parts = []
+    for view, frame in frames:
+        body = "(no rows)" if frame.empty else paper_layout(view.name, frame).to_string(index=False)
+        parts.append(f"== {_title(view)}\n{body}\n")
+    return "\n".join(parts)
+
+
+def _markdown_table(frame) -> str:
+    def cell(value) -> str:
+        text = "" if value is None or value != value else str(value)
+        return text.replace("|", "\\|")
+
+    header = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def format_markdown(frames) -> str:
+    parts = []
+    for view, frame in frames:
+        body = "_no rows_" if frame.empty else _markdown_table(paper_layout(view.name, frame))
+        parts.append(f"### {view.name}\n\n{view.description}\n\n{body}\n")
+    return "\n".join(parts)
+
+
+def format_csv(frames) -> str:
+    if len(frames) == 1:  # a single view is plain CSV, ready for a spreadsheet
+        return frames[0][1].to_csv(index=False)
+    return "\n".join(f"# {view.name}\n{frame.to_csv(index=False)}" for view, frame in frames)
+
+
+def format_json(frames) -> str:
+    payload = {view.name: json.loads(frame.to_json(orient="records", date_format="iso")) for view, frame in frames}
+    return json.dumps(payload, indent=2) + "\n"
+
+
+FORMATTERS: dict[str, Callable] = {
+    "table": format_table,
+    "markdown": format_markdown,
+    "csv": format_csv,
+    "json": format_json,
+}
