@@ -230,6 +230,9 @@ def card_configs(root: Path | str) -> list[dict]:
     configs = [{"config_name": "default", "default": True, "data_files": data_files("*", all_splits)}]
     for source in [s for s in SOURCE_NAMES if s in on_disk]:
         configs.append({"config_name": source, "data_files": data_files(source, set(on_disk[source]))})
+    # `load_dataset(dir, "full")`: the pre-filter pool of every source as one split (same files as default/full).
+    if "test" in all_splits and "excluded" in all_splits:
+        configs.append({"config_name": "full", "data_files": [e for e in data_files("*", all_splits) if e["split"] == "full"]})
     return configs
 
 
