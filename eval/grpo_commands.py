@@ -1,0 +1,84 @@
+"""`proactivebench train-grpo`: GRPO with TRL on a train split, LoRA adapter out."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from proactivebench.sources import SOURCE_NAMES
+
+EPILOG = """\
+Defaults follow the paper: LoRA r 16, alpha 16, dropout 0.1 on q_proj and k_proj; 8 generations per prompt;
+lr 2e-5, cosine schedule, no warmup, weight decay 0; one epoch. The paper's batch of 512 completions is
+--batch-size x --gradient-accumulation-steps x GPUs (e.g. 8 x 8 x 8).
+
+Several GPUs (and DeepSpeed ZeRO-3 as in the paper) go through accelerate:
+  accelerate launch --num_processes 8 -m proactivebench.cli train-grpo --dataset DIR --model hf:BASE \\
+      --output-dir OUT --deepspeed zero3.json
+
+Evaluate the saved adapter with:
+  proactivebench eval --dataset DIR --model hf:BASE+OUT
+The reward and the share of proactive vs answer completions of every logged step go to OUT/reward_log.jsonl:
+blind proactiveness (the paper's collapse at --proactive-reward 1.0) shows as proactive/valid_move -> 1.
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train-grpo",
+        help="teach proactiveness with GRPO (TRL + LoRA) on a train split",
+        description="GRPO with TRL's GRPOTrainer on a hub-layout train split, expanded to one single-turn example "
+        "per state (its frame and MCQA prompt). Reward through the evaluator's parser and state graph: 1 for the "
+        "correct category where the state accepts one, --proactive-reward for a valid proactive move, 0 otherwise.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--dataset", required=True, help="hub-layout folder or Hub repo with a train split")
+    parser.add_argument("--model", required=True, metavar="SPEC", help="base model, hf:<id or dir>")
+    parser.add_argument("--output-dir", type=Path, required=True, help="where the LoRA adapter is saved")
+    parser.add_argument("--split", default="train", help="split to train on (default: train)")
+    parser.add_argument("--sources", nargs="+", choices=SOURCE_NAMES, help="only these sources")
+    parser.add_argument("--limit", type=int, help="only the first N episodes")
+    parser.add_argument("--proactive-reward", type=float, default=0.5,
+                        help="reward of a valid proactive move (paper: 0.5, 0.75, 1.0; default 0.5)")
+    parser.add_argument("--parser", choices=("paper", "lenient"), default="paper", help="answer parser (default paper)")
+    parser.add_argument("--hint", action="store_true", help="append the scenario hint to the prompts")
+    parser.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (default: one epoch)")
+    parser.add_argument("--epochs", type=float, default=1.0, help="epochs (default 1)")
+    parser.add_argument("--learning-rate", type=float, default=2e-5)
+    parser.add_argument("--num-generations", type=int, default=8, help="completions per prompt (default 8)")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="completions per device and step, a multiple of --num-generations (default 8)")
+    parser.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    parser.add_argument("--max-completion-length", type=int, default=32, help="new tokens per completion (default 32)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="sampling temperature of the rollouts")
+    parser.add_argument("--lora-r", type=int, default=16)
+    parser.add_argument("--lora-alpha", type=int, default=16)
+    parser.add_argument("--lora-dropout", type=float, default=0.1)
+    parser.add_argument("--lora-targets", nargs="+", default=["q_proj", "k_proj"], help="module names for LoRA")
+    parser.add_argument("--save-steps", type=int, default=0, help="also checkpoint every N steps (default: only the end)")
+    parser.add_argument("--deepspeed", help="DeepSpeed JSON config (with accelerate launch), e.g. ZeRO-3")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=run_train_grpo)
+
+
+def run_train_grpo(args: argparse.Namespace) -> int:
+    from .grpo import GRPOSettings, train_grpo
+
+    for name in ("num_generations", "batch_size", "gradient_accumulation_steps", "max_completion_length", "lora_r"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.num_generations < 2:
+        raise ValueError("--num-generations must be at least 2 (GRPO compares completions of one prompt)")
+    settings = GRPOSettings(
+        proactive_reward=args.proactive_reward, parser=args.parser, hint=args.hint, lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, lora_targets=list(args.lora_targets),
+        num_generations=args.num_generations, batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps, learning_rate=args.learning_rate,
+        num_train_epochs=args.epochs, max_steps=args.max_steps, max_completion_length=args.max_completion_length,
+        temperature=args.temperature, seed=args.seed, save_steps=args.save_steps, deepspeed=args.deepspeed,
+    )
+    result = train_grpo(args.dataset, args.model, args.output_dir, settings, args.split, args.sources, args.limit)
+    print(f"trained {result.steps} step(s) on {result.examples} single-turn examples; adapter in {result.output_dir}")
+    print(f"evaluate with: proactivebench eval --dataset {args.dataset} --model {result.eval_spec}")
+    return 0
