@@ -1,0 +1,256 @@
+"""`curate first-turn`: the first MCQA turn of every pool episode for one model, one parquet file per model.
+
+The filter's input. Each batch of first turns goes through the eval backends (`load_backend(SPEC)`) and the
+generic engine (`Episode.step`), so "correct at the first turn" means exactly what it means in an eval run:
+the episode ended correct on turn 1 (the category verdict is correct where the first state accepts answers).
+Resumable: every finished batch is an append-only part file in `<out>/.<slug>.parts/`; a rerun skips the
+sample ids already there and, at the end, the parts (and any earlier result) are consolidated atomically
+into `<out>/<slug>.parquet`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm.auto import tqdm
+
+from proactivebench.store import count_rows, iter_rows, layout
+
+from .predictions import PREDICTION_SCHEMA, model_slug
+
+log = logging.getLogger(__name__)
+
+POOL_SPLITS = ("test", "excluded")
+ERROR_VERDICT = "error"
+
+
+@dataclass
+class FirstTurnReport:
+    model: str
+    path: Path
+    total: int = 0  # pool samples
+    skipped: int = 0  # already predicted (resume)
+    predicted: int = 0  # predicted by this call
+    correct: int = 0  # over the whole file
+    errors: int = 0  # backend failures by this call (recorded as wrong)
+
+
+@dataclass(frozen=True)
+class RosterEntry:
+    spec: str
+    options: dict = field(default_factory=dict)  # backend options, e.g. {"base_url": ...}
+    family: str = ""
+    note: str = ""
+
+
+# --- the roster ---------------------------------------------------------------------------------------------
+
+
+def default_roster_path() -> Path:
+    return Path(str(resources.files("proactivebench").joinpath("data/roster.json")))
+
+
+def load_roster(path: Path | str | None = None) -> list[RosterEntry]:
+    """The roster file: {"models": [{"spec": ..., "options": {...}, "family": ..., "note": ...}]}."""
+    path = Path(path) if path else default_roster_path()
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: unreadable roster ({error})") from None
+    models = raw.get("models") if isinstance(raw, dict) else None
+    if not isinstance(models, list) or not models:
+        raise ValueError(f"{path}: expected {{\"models\": [{{\"spec\": ...}}, ...]}}")
+    entries = []
+    for i, item in enumerate(models):
+        if not isinstance(item, dict) or not isinstance(item.get("spec"), str):
+            raise ValueError(f"{path}: models[{i}] has no \"spec\" string")
+        entries.append(RosterEntry(item["spec"], dict(item.get("options") or {}), item.get("family", ""), item.get("note", "")))
+    specs = [e.spec for e in entries]
+    duplicated = sorted({s for s in specs if specs.count(s) > 1})
+    if duplicated:
+        raise ValueError(f"{path}: model(s) listed twice: {', '.join(duplicated)}")
+    return entries
+
+
+def resolve_options(options: dict) -> dict:
+    """`api_key_env` names the variable holding a key (e.g. GEMINI_API_KEY): the key itself never sits in a file."""
+    options = dict(options)
+    env = options.pop("api_key_env", None)
+    if env:
+        if not os.environ.get(env):
+            raise ValueError(f"environment variable {env} (the API key for this model) is not set")
+        options["api_key"] = os.environ[env]
+    return options
+
+
+# --- predictions --------------------------------------------------------------------------------------------
+
+
+def _done_ids(paths: list[Path]) -> set[str]:
+    done: set[str] = set()
+    for path in paths:
+        done.update(pq.read_table(path, columns=["sample_id"]).column("sample_id").to_pylist())
+    return done
+
+
+def _write_atomic(table: pa.Table, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    pq.write_table(table, temporary, compression="zstd")
+    os.replace(temporary, path)
+
+
+def _pending(dataset: Path, done: set[str], limit: int | None) -> Iterator[dict]:
+    sent = 0
+    for split in POOL_SPLITS:
+        for row in iter_rows(dataset, split=split):
+            if row["sample_id"] in done:
+                continue
+            if limit is not None and sent >= limit:
+                return
+            sent += 1
+            yield row
+
+
+def _batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def predict_batch(backend, spec: str, rows: list[dict], hint: bool = False) -> list[dict]:
+    """One backend call for the first turns of `rows`, scored by the engine."""
+    from proactivebench.eval.backends import single_turn
+    from proactivebench.eval.engine import Episode
+    from proactivebench.eval.parsing import CORRECT
+
+    episodes = [Episode(row, hint=hint) for row in rows]
+    requests = []
+    for episode in episodes:
+        observation = episode.observe()
+        # A callable: backends that read the graph instead of the pixels never decode the frame.
+        requests.append(
+            single_turn(observation.prompt, [lambda o=observation: o.image], context=episode, key=f"{episode.sample_id}/0")
+        )
+    results = []
+    for episode, generation in zip(episodes, backend.generate(requests)):
+        if generation.error:
+            log.warning("%s on %s: %s", spec, episode.sample_id, generation.error)
+            episode.step_error(generation.error)
+            verdict = ERROR_VERDICT
+        else:
+            verdict = episode.step(generation.text).category_verdict
+        # Correct at the first turn = the episode ended correct on turn 1.
+        correct = episode.done and episode.correct and verdict == CORRECT
+        results.append(
+            {
+                "model": spec,
+                "sample_id": episode.sample_id,
+                "source": episode.source,
+                "output": generation.text,
+                "verdict": verdict,
+                "correct": bool(correct),
+            }
+        )
+    return results
+
+
+def first_turn(
+    dataset: Path | str,
+    spec: str,
+    out: Path | str,
+    *,
+    batch_size: int | None = None,
+    hint: bool = False,
+    limit: int | None = None,
+    backend_options: dict[str, Any] | None = None,
+    backend=None,
+) -> FirstTurnReport:
+    """Predict the first turn of every test/excluded episode not yet predicted, then consolidate the file."""
+    dataset, out = Path(dataset), Path(out)
+    if not any(split in splits for splits in layout(dataset).values() for split in POOL_SPLITS):
+        raise ValueError(f"{dataset}: no test/excluded shards under data/ (is this a hub-layout folder?)")
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    slug = model_slug(spec)
+    final = out / f"{slug}.parquet"
+    parts = out / f".{slug}.parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    previous = ([final] if final.exists() else []) + sorted(parts.glob("part-*.parquet"))
+    _check_model(previous, spec)
+    done = _done_ids(previous)
+    total = sum(c.get(s, 0) for c in count_rows(dataset).values() for s in POOL_SPLITS)
+    report = FirstTurnReport(model=spec, path=final, total=total, skipped=len(done & _pool_ids(dataset)))
+    todo = total - report.skipped if limit is None else min(limit, total - report.skipped)
+    if todo > 0:
+        if backend is None:
+            from proactivebench.eval.backends import load_backend
+
+            backend = load_backend(spec, **(backend_options or {}))
+        size = batch_size or getattr(backend, "default_batch_size", 8)
+        with tqdm(total=todo, desc=f"first turn {slug}", unit="ep") as bar:
+            for number, batch in enumerate(_batches(_pending(dataset, done, limit), size)):
+                rows = predict_batch(backend, spec, batch, hint=hint)
+                _write_atomic(pa.Table.from_pylist(rows, schema=PREDICTION_SCHEMA), parts / f"part-{uuid.uuid4().hex}.parquet")
+                report.predicted += len(rows)
+                report.errors += sum(r["verdict"] == ERROR_VERDICT for r in rows)
+                bar.update(len(rows))
+    table = _consolidate(final, parts)
+    report.correct = sum(table.column("correct").to_pylist()) if table is not None else 0
+    return report
+
+
+def _pool_ids(dataset: Path) -> set[str]:
+    ids: set[str] = set()
+    for source, splits in layout(dataset).items():
+        for split in POOL_SPLITS:
+            for path in splits.get(split, []):
+                ids.update(pq.read_table(path, columns=["sample_id"]).column("sample_id").to_pylist())
+    return ids
+
+
+def _check_model(paths: list[Path], spec: str) -> None:
+    for path in paths:
+        models = set(pq.read_table(path, columns=["model"]).column("model").to_pylist())
+        if models - {spec}:
+            raise ValueError(f"{path}: holds predictions of {', '.join(sorted(models - {spec}))}, not {spec!r}")
+
+
+def _consolidate(final: Path, parts: Path) -> pa.Table | None:
+    """Earlier result + parts -> one sorted file, replaced atomically; the parts go only after that."""
+    paths = ([final] if final.exists() else []) + sorted(parts.glob("part-*.parquet"))
+    if not paths:
+        shutil.rmtree(parts, ignore_errors=True)
+        return None
+    table = pa.concat_tables([pq.read_table(p).select(PREDICTION_SCHEMA.names).cast(PREDICTION_SCHEMA) for p in paths])
+    table = table.sort_by([("sample_id", "ascending")])
+    if len(paths) > 1 or not final.exists():
+        _write_atomic(table, final)
+    shutil.rmtree(parts, ignore_errors=True)
+    return table
+
+
+def roster_first_turn(
+    dataset: Path | str, roster: Path | str | None, out: Path | str, **kwargs
+) -> list[FirstTurnReport]:
+    """Every roster model in turn (each resumable on its own); a model that fails to load stops the loop."""
+    common = kwargs.pop("backend_options", None) or {}
+    reports = []
+    for entry in load_roster(roster):
+        options = {**resolve_options(entry.options), **common}
+        reports.append(first_turn(dataset, entry.spec, out, backend_options=options, **kwargs))
+    return reports
