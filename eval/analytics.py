@@ -177,12 +177,12 @@ def prediction_views(threshold: float) -> list[View]:
         View("filter_stats", f"""
             SELECT * FROM (
                 SELECT coalesce(source, 'all') AS source, count(*) AS samples, max(models) AS models,
-                       count(*) FILTER (WHERE solve_rate <= {threshold!r}) AS kept,
-                       100 * count(*) FILTER (WHERE solve_rate <= {threshold!r}) / count(*) AS kept_pct,
+                       count(*) FILTER (WHERE solve_rate < {threshold!r}) AS kept,
+                       100 * count(*) FILTER (WHERE solve_rate < {threshold!r}) / count(*) AS kept_pct,
                        {threshold!r} AS threshold
                 FROM prediction_solve_rates GROUP BY ROLLUP (source))
             ORDER BY source = 'all', source""",
-             "per source: samples, roster size and samples kept (solve rate <= threshold)"),
+             "per source: samples, roster size and samples kept (solve rate < threshold, as `curate filter`)"),
     ]
 
 
@@ -202,8 +202,8 @@ def attach_predictions(con, directory: str | Path, threshold: float = DEFAULT_TH
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"predictions directory not found: {directory}")
-    if not 0 <= threshold <= 1:
-        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     files = sorted(directory.rglob("*.parquet"))
     if not files:
         raise ValueError(f"no .parquet files under {directory}")

@@ -88,7 +88,7 @@ def plot_reference_gap(con):
     means = frame.groupby("source")[["reference_acc", "proactive_acc"]].mean()
     sources = _sources_in(frame)
     models = sorted(set(frame["model"]))
-    fig = _figure(max(6.0, 1.0 * len(sources) + 2), 3.6)
+    fig = _figure(max(7.0, 1.0 * len(sources) + 3), 3.6)
     ax = fig.subplots()
     _grouped_bars(ax, [source_label(s) for s in sources], {
         "reference frame": [means.loc[s, "reference_acc"] for s in sources],
@@ -96,7 +96,7 @@ def plot_reference_gap(con):
     }, "accuracy (%)")
     who = models[0] if len(models) == 1 else f"mean over {len(models)} models"
     ax.set_title(f"Reference vs proactive accuracy ({who})")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
@@ -104,7 +104,7 @@ def plot_action_distribution(con):
     frame = con.sql("SELECT * FROM action_distribution WHERE source = 'all'").df()
     if frame.empty:
         return None
-    fig = _figure(8.0, 1.2 + 0.45 * len(frame))
+    fig = _figure(9.0, max(2.4, 1.2 + 0.45 * len(frame)))
     ax = fig.subplots()
     left = [0.0] * len(frame)
     labels = list(frame["run"])
@@ -116,7 +116,7 @@ def plot_action_distribution(con):
     ax.set_xlim(0, 100)
     ax.set_xlabel("share of turns (%)")
     ax.set_title("Choices per turn (Fig. 4)")
-    ax.legend(fontsize="small", ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(frame) < 3 else -0.12))
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 

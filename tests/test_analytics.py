@@ -232,14 +232,15 @@ def test_filter_views_from_prediction_parquet(results_file, tmp_path):
         analytics.attach_predictions(con, predictions, threshold=0.5)  # re-attaching replaces the views
         loose = {r["source"]: r["kept"] for r in _rows(con, "SELECT * FROM filter_stats")}
     assert rates == {"rod-1": 0.25, "rod-2": 0.5, "coco-1": 0.0, "coco-2": 1.0}
-    # threshold 0.25 keeps rod-1 (exactly 0.25) and coco-1
-    _check(stats["rod"], dict(samples=2, models=4, kept=1, kept_pct=50.0, threshold=0.25), "rod")
+    # `curate filter` excludes a sample solved by at least the threshold: at 0.25 rod-1 (exactly 0.25) goes,
+    # only coco-1 stays; at 0.5 rod-1 stays too
+    _check(stats["rod"], dict(samples=2, models=4, kept=0, kept_pct=0.0, threshold=0.25), "rod")
     _check(stats["coco"], dict(samples=2, kept=1, kept_pct=50.0), "coco")
-    _check(stats["all"], dict(samples=4, kept=2, kept_pct=50.0), "all")
+    _check(stats["all"], dict(samples=4, kept=1, kept_pct=25.0), "all")
     assert list(stats) == ["coco", "rod", "all"]
     assert solved == {("rod", "m1"): 100.0, ("rod", "m2"): 50.0, ("rod", "m3"): 0.0, ("rod", "m4"): 0.0,
                       ("coco", "m1"): 50.0, ("coco", "m2"): 50.0, ("coco", "m3"): 50.0, ("coco", "m4"): 50.0}
-    assert loose == {"rod": 2, "coco": 1, "all": 3}
+    assert loose == {"rod": 1, "coco": 1, "all": 2}
 
 
 def test_create_views_is_idempotent_and_persists(results_file):
@@ -312,7 +313,7 @@ def test_report_markdown_with_filter_views(results_file, tmp_path, capsys):
     assert main(argv) == 0
     out = capsys.readouterr().out
     assert "### filter_stats" in out and "### oeg_table" in out
-    assert "| all | 4 | 4 | 2 | 50.0 | 0.25 |" in out
+    assert "| all | 4 | 4 | 1 | 25.0 | 0.25 |" in out
     assert "| model-a mcqa | 100.0/1.5 | 33.3/1.3 | 66.7/1.4 | 2 | 5 |" in out
 
 
@@ -323,7 +324,7 @@ def test_report_markdown_with_filter_views(results_file, tmp_path, capsys):
     (["--results", "{results}", "--view", "filter_stats"], "need --predictions"),
     (["--results", "{results}", "--predictions", "{tmp}/nowhere"], "predictions directory not found"),
     (["--results", "{results}", "--predictions", "{tmp}/badpred"], "missing prediction column(s) correct"),
-    (["--results", "{results}", "--predictions", "{tmp}/badpred", "--threshold", "2"], "threshold must be in"),
+    (["--results", "{results}", "--predictions", "{tmp}/badpred", "--threshold", "0"], "threshold must be in"),
 ])
 def test_report_bad_input_is_one_line_error(results_file, tmp_path, capsys, argv, message):
     (tmp_path / "garbage.duckdb").write_text("not a database")
