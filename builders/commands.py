@@ -9,6 +9,7 @@ from proactivebench.sources import SOURCE_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    register_raw_builders(subparsers)
     importer = subparsers.add_parser(
         "import-official",
         help="convert the authors' released test folder into our episodes (official filter applied)",
@@ -52,4 +53,70 @@ def run_import_official(args: argparse.Namespace) -> int:
         extra += f" ({missing} official ids not in the release)" if missing else ""
         print(f"{source:>11}: test {counts.get('test', 0):>5}  excluded {counts.get('excluded', 0):>5}{extra}")
     print(f"wrote {args.out} (report: {args.out / 'import_report.json'})")
+    return 0
+
+
+# --- sample-data and build: the raw-source builders ----------------------------------------------------------
+
+
+def register_raw_builders(subparsers: argparse._SubParsersAction) -> None:
+    sample = subparsers.add_parser(
+        "sample-data",
+        help="write a small sample of every source in its native download layout",
+        description="Write OUT/<source>/ for each source, laid out exactly as the source's download unpacks "
+        "(folders, file names, annotation formats), with small generated pictures. `proactivebench build SOURCE "
+        "--raw-dir OUT/<source>` builds it.",
+    )
+    sample.add_argument("out", type=Path, metavar="OUT", help="output folder")
+    sample.add_argument("--sources", nargs="+", choices=SOURCE_NAMES, help="only these sources (default: all)")
+    sample.add_argument("--per-source", type=int, default=4, metavar="N", help="episodes per source (default 4)")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the generated pictures (default 0)")
+    sample.set_defaults(func=run_sample_data)
+
+    build = subparsers.add_parser(
+        "build",
+        help="build one source's episodes from its native download",
+        description="Read a source in the layout its original download unpacks to and write hub-layout episodes "
+        "to --out/data/<source>/<split>-*.parquet, with a build report in --out/build_report.json. The output "
+        "is replaced only when the build succeeds; the same --seed gives byte-identical parquet.",
+    )
+    build.add_argument("source", choices=SOURCE_NAMES, metavar="SOURCE", help=f"one of {', '.join(SOURCE_NAMES)}")
+    build.add_argument("--raw-dir", type=Path, required=True, help="the folder the source was downloaded into")
+    build.add_argument("--out", type=Path, required=True, help="hub-layout output folder")
+    build.add_argument("--split", choices=("test", "train"), default="test", help="split to build (default test)")
+    build.add_argument("--num-proc", type=int, default=1, metavar="N", help="worker processes (default 1)")
+    build.add_argument("--seed", type=int, default=0, help="seed of questions, options and categories (default 0)")
+    build.add_argument(
+        "--on-error", choices=("fail", "skip"), default="fail",
+        help="bad input: stop naming the file (default) or skip the item and record it in the report",
+    )
+    build.add_argument("--limit", type=int, metavar="N", help="build only the first N items")
+    build.set_defaults(func=run_build)
+
+
+def run_sample_data(args: argparse.Namespace) -> int:
+    from .sample_data import write_sample_data
+
+    written = write_sample_data(args.out, args.sources, args.per_source, args.seed)
+    for source, folder in written.items():
+        print(f"{source:>11}: {folder}")
+    return 0
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from .runner import REPORT_NAME, build_source
+
+    report = build_source(
+        args.source, args.raw_dir, args.out, split=args.split, seed=args.seed, num_proc=args.num_proc,
+        on_error=args.on_error, limit=args.limit,
+    )
+    print(f"{report.source}: read {report.root}")
+    rate = report.images / report.seconds if report.seconds else 0.0
+    print(
+        f"{report.source}/{report.split}: {report.episodes} episodes, {report.images} images "
+        f"({rate:.0f} images/s), {len(report.skipped)} skipped, {len(report.dropped)} dropped"
+    )
+    for item in report.skipped[:5]:
+        print(f"  skipped {item.key}: {item.reason}")
+    print(f"wrote {args.out} (report: {args.out / REPORT_NAME})")
     return 0

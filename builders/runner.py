@@ -38,6 +38,11 @@ class BuildError(ValueError):
     """A build stopped by bad input (`--on-error fail`); the message names the item and the reason."""
 
 
+class ItemDropped(Exception):
+    """Raised by `to_entry` for a well-formed item that a rule of the benchmark leaves out (e.g. a weak VSOD
+    occlusion, an MVP-N set without an informative view): recorded in the report, never fatal."""
+
+
 @dataclass
 class Skipped:
     key: str
@@ -58,7 +63,8 @@ class BuildReport:
     episodes: int = 0  # episodes written
     images: int = 0  # frames written
     seconds: float = 0.0
-    skipped: list[Skipped] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)  # bad input, with --on-error skip
+    dropped: list[Skipped] = field(default_factory=list)  # left out by a rule of the benchmark
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -91,20 +97,22 @@ def _init_worker(source_name: str, root: Path, config: BuildConfig) -> None:
     _WORKER.update(source=get_raw_source(source_name), root=root, config=config)
 
 
-def _build_item(item: WorkItem) -> tuple[str, dict | None, int, str | None]:
-    """(key, row or None, image count, error reason or None)."""
+def _build_item(item: WorkItem) -> tuple[str, dict | None, int, str | None, bool]:
+    """(key, row or None, image count, reason or None, dropped by rule)."""
     source: RawSource = _WORKER["source"]
     try:
         entry, reader = source.to_entry(_WORKER["root"], item, _WORKER["config"])
         record = entry_to_episode(entry, scenario_for(source.name), reader)
+    except ItemDropped as why:
+        return item.key, None, 0, str(why), True
     except ITEM_ERRORS as error:
-        return item.key, None, 0, str(error) or type(error).__name__
-    return item.key, record.to_row(), len(record.frames), None
+        return item.key, None, 0, str(error) or type(error).__name__, False
+    return item.key, record.to_row(), len(record.frames), None, False
 
 
 def _results(
     source_name: str, root: Path, config: BuildConfig, items: list[WorkItem], num_proc: int
-) -> Iterator[tuple[str, dict | None, int, str | None]]:
+) -> Iterator[tuple[str, dict | None, int, str | None, bool]]:
     if num_proc <= 1:
         _init_worker(source_name, root, config)
         yield from map(_build_item, items)
@@ -143,7 +151,6 @@ def build_source(
         raise FileNotFoundError(f"{raw_dir}: no such folder (--raw-dir)")
     source = get_raw_source(source_name)
     root = source.locate(raw_dir)
-    log.info("%s: reading %s", source_name, root)
     config = BuildConfig(split=split, seed=seed, limit=limit)
     # Items are small (keys and paths); listing them first gives the bar a total. Images stream below.
     items = list(islice(source.items(root, config), limit))
@@ -158,9 +165,12 @@ def build_source(
     bar = tqdm(total=len(items), desc=f"build {source_name}/{split}", unit="ep", disable=not progress)
 
     def rows() -> Iterator[dict]:
-        for key, row, images, reason in _results(source_name, root, config, items, num_proc):
+        for key, row, images, reason, dropped in _results(source_name, root, config, items, num_proc):
             report.items += 1
             bar.update(1)
+            if dropped:
+                report.dropped.append(Skipped(key, reason or ""))
+                continue
             if reason is not None:
                 if on_error == "fail":
                     raise BuildError(f"{source_name} item {key}: {reason}")
