@@ -38,7 +38,7 @@ def run_import_official(args: argparse.Namespace) -> int:
     if args.train_parquet is not None:
         from .official_train import REPORT_NAME, import_train, report_lines
 
-        train_report = import_train(args.train_parquet, args.out, on_error=args.on_error)
+        train_report = import_train(args.train_parquet, args.out, on_error=args.on_error, sources=args.sources)
         print("\n".join(report_lines(train_report)))
         print(f"wrote {args.out} (report: {args.out / REPORT_NAME})")
     if args.data_dir is None:

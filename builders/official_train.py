@@ -133,6 +133,7 @@ class TrainRow:
     system_prompt: str
     prompt_tail: str
     confidence: dict[str, Any]
+    templated: bool  # the prompt is the reference's MCQA text, so the question was cut from it exactly
 
     @property
     def leading(self) -> list[str]:
@@ -183,7 +184,7 @@ def parse_row(record: dict, index: int, where: str, confidence_columns: list[str
     return TrainRow(
         index=index, where=where, question=question, listed=listed,
         proactive_actions=list(record.get("proactive_actions") or []), ground_truth=ground_truth.strip(),
-        system_prompt=system, prompt_tail=tail,
+        system_prompt=system, prompt_tail=tail, templated=match is not None,
         confidence={c: _confidence_value(record.get(c)) for c in confidence_columns},
     )
 
@@ -268,6 +269,7 @@ def row_to_episode(row: TrainRow, images: list[dict] | None, source: str) -> Epi
             "ground_truth": row.ground_truth,
             "ground_truth_kind": kind,
             "answer_unknown": unknown,
+            "prompt_template": "reference" if row.templated else "other",
             **({"system_prompt": row.system_prompt} if row.system_prompt else {}),
             **({"prompt_tail": row.prompt_tail} if row.prompt_tail else {}),
             **row.confidence,
@@ -303,11 +305,17 @@ def _iter_records(path: Path, columns: list[str]) -> Iterator[dict]:
 
 
 def import_train(
-    parquet_dir: Path | str, out_dir: Path | str, on_error: str = "fail", limit: int | None = None
+    parquet_dir: Path | str,
+    out_dir: Path | str,
+    on_error: str = "fail",
+    sources: list[str] | None = None,
+    limit: int | None = None,
 ) -> TrainImportReport:
     """Convert the authors' train shards under `parquet_dir` into `train` episodes in `out_dir` (atomic)."""
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
+    for source in sources or []:
+        get_source(source)
     shards = find_train_shards(parquet_dir)
     present = {path: check_columns(path) for path in shards}  # every shard's columns before any conversion
     report = TrainImportReport(shards=[str(p) for p in shards])
@@ -333,7 +341,8 @@ def import_train(
             except EntryError as error:
                 problem(error, where)
             else:
-                plan.setdefault(source, []).append((path, number))
+                if not sources or source in sources:
+                    plan.setdefault(source, []).append((path, number))
             index += 1
     if not plan:
         raise EntryError(f"{parquet_dir}: no row could be imported")

@@ -286,7 +286,7 @@ def reward_log_callback(output_dir: Path):
 
     class _RewardLog(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
-            if not logs or "reward" not in logs:
+            if not logs or "reward" not in logs or not state.is_world_process_zero:
                 return
             keys = ("reward", "reward_std", "proactive/valid_move", "proactive/any_option", "answer/any",
                     "answer/correct", "abstain", "unparsed", "learning_rate", "loss")

@@ -61,6 +61,7 @@ def test_import_load_and_reward(train_shards, tmp_path):
     ]
     assert first["frames"][0].size == (64, 48)  # the embedded image decodes
     meta = json.loads(first["meta"])
+    assert meta["prompt_template"] == "reference" and meta["ground_truth_kind"] == "category"
     assert meta["qwen_conf"] == 0.25 and meta["llava_delta"] == [{"key": "Tooth.", "value": pytest.approx(-0.2)}]
     unknown = rows["quickdraw-train-000001"]
     assert unknown["answer"] == "" and json.loads(unknown["meta"])["answer_unknown"] is True
@@ -143,3 +144,17 @@ def test_shards_keep_the_authors_column_layout(train_shards):
     names = pq.read_schema(sorted((train_shards / "data").glob("*.parquet"))[0]).names
     assert names == ["prompt", "ground_truth", "proactive_actions", "options", "qwen_conf", "qwen_delta",
                      "llava_conf", "llava_delta", "images"]
+
+
+def test_sources_filter_and_a_prompt_without_the_template(tmp_path):
+    rows = _rows()
+    rows[2]["prompt"] = [{"role": "user", "content": [{"type": "image", "text": None},
+                                                      {"type": "text", "text": "Which object is this?"}]}]
+    write_train_shards(tmp_path / "authors", rows, num_shards=1)
+    report = import_train(tmp_path / "authors", tmp_path / "bench", sources=["coco"])
+    assert report.counts == {"coco": 1}
+    row = datasets.load_dataset(str(tmp_path / "bench"), split="train")[0]
+    # No MCQA text to cut the question from: the whole user text is the question, the options column the list.
+    assert row["question"] == "Which object is this?"
+    assert [o["text"] for o in row["options"]] == COCO_OPTIONS and row["categories"] == COCO_CATEGORIES
+    assert json.loads(row["meta"])["prompt_template"] == "other"
