@@ -85,15 +85,15 @@ def _backend_options(args: argparse.Namespace) -> dict:
 
 
 def run_first_turn(args: argparse.Namespace) -> int:
-    from .first_turn import first_turn, resolve_options, load_roster
+    from .first_turn import RosterEntry, first_turn, load_roster, resolve_options
 
     common = dict(batch_size=args.batch_size, hint=args.hint, limit=args.limit)
-    if args.roster is not None:
-        entries = load_roster(args.roster or None)
-        jobs = [(e.spec, {**resolve_options(e.options), **_backend_options(args)}) for e in entries]
-    else:
-        jobs = [(args.model, _backend_options(args))]
-    for spec, options in jobs:
+    # Options are resolved per model, when its turn comes: a missing API key stops the loop there, after the
+    # models before it are done (each file is resumable).
+    jobs = load_roster(args.roster or None) if args.roster is not None else [RosterEntry(args.model)]
+    for entry in jobs:
+        options = {**resolve_options(entry.options), **_backend_options(args)}
+        spec = entry.spec
         report = first_turn(args.dataset, spec, args.out, backend_options=options, **common)
         errors = f", {report.errors} backend errors" if report.errors else ""
         print(

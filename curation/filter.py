@@ -79,6 +79,10 @@ def prediction_files(predictions: Path) -> list[Path]:
     predictions = Path(predictions)
     if not predictions.is_dir():
         raise FilterError(f"{predictions}: not a folder of prediction files")
+    unfinished = sorted(p.name for p in predictions.glob(".*.parts") if any(p.glob("part-*.parquet")))
+    if unfinished:
+        # Those models have no file yet: filtering now would silently drop them from the roster.
+        raise FilterError(f"{predictions}: unfinished first-turn run(s) {', '.join(unfinished)}: rerun `curate first-turn`")
     files = sorted(predictions.glob("*.parquet"))
     if not files:
         raise FilterError(f"{predictions}: no *.parquet prediction files")

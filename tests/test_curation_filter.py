@@ -157,3 +157,17 @@ def test_out_is_replaced_only_when_asked(bench, sources, tmp_path):
     report = filter_dataset(bench, tmp_path / "preds", tmp_path / "out", threshold=1.0, overwrite=True)
     assert sum(report.after.values()) == 11 - sum(1 for sid in sources if all(v[sid] for v in verdicts.values()))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no scratch left behind
+
+
+def test_refuses_while_a_first_turn_run_is_unfinished(bench, imported_dir, sources, tmp_path):
+    from proactivebench.curation.first_turn import first_turn
+
+    verdicts, _, _ = roster_verdicts(sources, models=2)
+    for model, v in verdicts.items():
+        write_predictions(tmp_path / "preds", model, v, sources)
+    parts = tmp_path / "preds" / ".baseline--oracle.parts"
+    first_turn(imported_dir, "baseline:oracle", tmp_path / "scratch")  # a finished file, moved in as a part
+    parts.mkdir()
+    (tmp_path / "scratch" / "baseline--oracle.parquet").rename(parts / "part-0.parquet")
+    with pytest.raises(FilterError, match=r"unfinished first-turn run\(s\) .baseline--oracle.parts"):
+        filter_dataset(bench, tmp_path / "preds", tmp_path / "out")

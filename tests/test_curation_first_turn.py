@@ -111,3 +111,16 @@ def test_bad_input_is_one_line(imported_dir, tmp_path, capsys):
     bad.write_text(json.dumps({"models": [{"spec": "baseline:oracle"}, {"spec": "baseline:oracle"}]}))
     with pytest.raises(ValueError, match="listed twice: baseline:oracle"):
         load_roster(bad)
+
+
+def test_roster_loop_stops_at_a_missing_api_key_after_the_models_before_it(imported_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("PB_TEST_KEY", raising=False)
+    roster = tmp_path / "roster.json"
+    roster.write_text(json.dumps({"models": [
+        {"spec": "baseline:oracle"},
+        {"spec": "openai:some-model", "options": {"base_url": "http://127.0.0.1:9", "api_key_env": "PB_TEST_KEY"}},
+    ]}))
+    code = main(["curate", "first-turn", "--dataset", str(imported_dir), "--roster", str(roster), "--out", str(tmp_path / "p")])
+    captured = capsys.readouterr()
+    assert code == 2 and "environment variable PB_TEST_KEY" in captured.err
+    assert "baseline:oracle: 11 predicted" in captured.out and (tmp_path / "p" / "baseline--oracle.parquet").exists()
