@@ -30,6 +30,7 @@ from ._common import MappedFrameReader, choose_categories, draw_object, encode, 
 
 log = logging.getLogger(__name__)
 
+NUM_CLASSES = 44  # '0000'..'0043'
 MAX_UNINFORMATIVE = 3  # [paper] ~4 images per sample
 NATIVE_SPLITS = {"test": "test", "train": "train"}
 CLASSES_FILE = "classes.csv"
@@ -92,7 +93,9 @@ class MVPNSource(RawSource):
             raise EntryError(f"{folder}: no such folder (split {config.split!r})")
         names, groups = self._classes(root)
         classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
-        labels = {c: sentence(names.get(c, f"Product {c}")) for c in sorted(set(classes) | set(names))}
+        # Every one of the 44 classes can be a negative, even when this split (or a sample) holds fewer.
+        known = set(classes) | set(names) | {f"{i:04d}" for i in range(NUM_CLASSES)}
+        labels = {c: sentence(names.get(c, f"Product {c}")) for c in sorted(known)}
         number = 0
         for cls in classes:
             same_group = [labels[c] for c in labels if c != cls and cls in groups and groups.get(c) == groups[cls]]

@@ -143,15 +143,20 @@ class RODSource(RawSource):
     def items(self, root: Path, config: BuildConfig) -> Iterator[WorkItem]:
         if config.split != "test":
             raise EntryError("rod has only a test split (the paper trains on QuickDraw and COCO)")
-        sequences: dict[tuple[str, str, str], dict[int, str]] = defaultdict(dict)
+        # A sequence is named by its stem alone, so the archives and any unpacked layout give the same ids.
+        sequences: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
+        folders: dict[tuple[str, str], str] = {}
         for path in self._images(root):
             match = NAME.match(path.name)
+            stem = (match["tag"], match["cls"])
             folder = path.parent.relative_to(root).as_posix()
-            sequences[(folder, match["tag"], match["cls"])][int(match["step"])] = path.name
-        for number, (folder, tag, cls) in enumerate(sorted(sequences)):
-            steps = sequences[(folder, tag, cls)]
-            key = f"{folder}/{tag}-{cls}" if folder != "." else f"{tag}-{cls}"
-            yield WorkItem(key, {"id": number, "folder": folder, "tag": tag, "cls": cls, "files": steps})
+            if folders.setdefault(stem, folder) != folder:
+                raise EntryError(f"{root}: sequence {'-'.join(stem)} is split over {folders[stem]}/ and {folder}/")
+            sequences[stem][int(match["step"])] = path.name
+        for number, (tag, cls) in enumerate(sorted(sequences)):
+            yield WorkItem(f"{tag}-{cls}", {
+                "id": number, "folder": folders[(tag, cls)], "tag": tag, "cls": cls, "files": sequences[(tag, cls)],
+            })
 
     def to_entry(self, root: Path, item: WorkItem, config: BuildConfig):
         p = item.payload

@@ -1,0 +1,88 @@
+"""ImageNet-C raw builder: corruption folders → image-quality episodes; wnid mapping; bad input; determinism."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from build_helpers import assert_frames_decode, assert_no_leftovers, build, episodes, frame_name, write_sample
+from proactivebench.builders.runner import BuildError
+from proactivebench.builders.sources.imagenet_c import FIX_FOR, SAMPLE_CORRUPTIONS, read_mapping
+
+
+@pytest.fixture
+def raw(tmp_path):
+    return write_sample(tmp_path / "sample", "imagenet_c", per_source=len(SAMPLE_CORRUPTIONS))
+
+
+def test_shipped_mapping_has_the_thousand_classes():
+    mapping = read_mapping()
+    assert len(mapping) == 1000 and len({w for w, _ in mapping}) == 1000
+    assert mapping[0] == ("n01440764", "tench") and dict(mapping)["n02111500"] == "Great Pyrenees"
+
+
+def test_episodes_follow_the_scenario(raw, tmp_path):
+    report = build("imagenet_c", raw, tmp_path / "out")
+    assert report.episodes == len(SAMPLE_CORRUPTIONS) and report.images == 5 * report.episodes
+    names = dict(read_mapping())
+    for record in episodes(tmp_path / "out", "imagenet_c"):
+        assert_frames_decode(record)
+        corruption, wnid = record.meta["corruption"], record.meta["wnid"]
+        fix = record.meta["quality_answer"]
+        assert fix == FIX_FOR[corruption]
+        assert record.answer == names[wnid].replace(" ", "_").capitalize() + "."
+        quality = [i for i, o in enumerate(record.options) if o.kind == "proactive"]
+        assert len(quality) == 4 and len(record.options) == 5
+        assert len({record.options[i].action for i in quality}) == 4  # distractors ask for other fixes
+        valid = record.options.index(next(o for o in record.options if o.text == fix))
+        state = record.first_state
+        for level in (5, 4, 3, 2, 1):
+            assert f"{corruption}/{level}/{wnid}/" in frame_name(record, state)
+            moves = record.states[state].moves
+            if level > 1:
+                assert [m.option for m in moves] == [valid]  # the matching fix is the only valid one
+                state = moves[0].to
+            else:
+                assert not moves
+        assert f"/1/{wnid}/" in record.frames[record.reference_frame].name
+        assert record.max_turns == 5 and record.oeg_answers == [fix.rstrip("."), record.answer.rstrip(".")]
+
+
+def test_num_proc_and_seed(raw, tmp_path):
+    build("imagenet_c", raw, tmp_path / "one", seed=7)
+    build("imagenet_c", raw, tmp_path / "two", seed=7, num_proc=2)
+    shard = "data/imagenet_c/test-00000-of-00001.parquet"
+    assert (tmp_path / "one" / shard).read_bytes() == (tmp_path / "two" / shard).read_bytes()
+
+
+def test_unknown_wnid_is_bad_input(raw, tmp_path):
+    for folder in list(raw.glob("gaussian_noise/*/n*")):
+        folder.rename(folder.with_name("n99999999"))
+    out = tmp_path / "out"
+    with pytest.raises(BuildError, match=r"n99999999.*unknown wnid 'n99999999'"):
+        build("imagenet_c", raw, out)
+    assert_no_leftovers(out, "imagenet_c")
+    report = build("imagenet_c", raw, out, on_error="skip")
+    assert report.episodes == len(SAMPLE_CORRUPTIONS) - 1
+    assert report.skipped[0].key.startswith("gaussian_noise/n99999999/")
+
+
+def test_user_mapping_file_replaces_the_shipped_one(raw, tmp_path):
+    wnid = next(raw.glob("contrast/5/n*")).name
+    (raw / "LOC_synset_mapping.txt").write_text(f"{wnid} my thing, other name\nn00000001 a\nn00000002 b\nn00000003 c\n")
+    report = build("imagenet_c", raw, tmp_path / "out", on_error="skip")
+    assert report.episodes == 1 and len(report.skipped) == len(SAMPLE_CORRUPTIONS) - 1
+    assert episodes(tmp_path / "out", "imagenet_c")[0].answer == "My_thing."
+
+
+def test_missing_severity_and_truncated_image_are_bad_input(raw, tmp_path):
+    shutil.rmtree(next(raw.glob("pixelate/3/n*")))
+    victim = next(raw.glob("brightness/4/n*/*.JPEG"))
+    victim.write_bytes(victim.read_bytes()[:120])
+    with pytest.raises(BuildError, match=rf"image 'brightness/4/n\d+/{victim.name}' does not decode"):
+        build("imagenet_c", raw, tmp_path / "out")  # the first bad item in build order stops the build
+    report = build("imagenet_c", raw, tmp_path / "out", on_error="skip")
+    reasons = sorted(s.reason for s in report.skipped)
+    assert len(reasons) == 2 and any(victim.name in r and "does not decode" in r for r in reasons)
+    assert any("pixelate" in r and "missing severity level(s) [3]" in r for r in reasons)
