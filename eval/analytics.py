@@ -163,7 +163,7 @@ def prediction_views(threshold: float) -> list[View]:
             WITH per_model AS (
                 SELECT sample_id, any_value(source) AS source, model, max(correct::INTEGER) AS correct
                 FROM predictions GROUP BY sample_id, model)
-            SELECT sample_id, any_value(source) AS source, count(*) AS models, sum(correct) AS solved,
+            SELECT sample_id, any_value(source) AS source, count(*) AS models, sum(correct)::BIGINT AS solved,
                    avg(correct) AS solve_rate
             FROM per_model GROUP BY sample_id""",
              "first-turn solve rate per sample: share of roster models right", public=False),
@@ -171,7 +171,7 @@ def prediction_views(threshold: float) -> list[View]:
             WITH per_model AS (
                 SELECT source, sample_id, model, max(correct::INTEGER) AS correct
                 FROM predictions GROUP BY ALL)
-            SELECT source, model, count(*) AS samples, sum(correct) AS solved, 100 * avg(correct) AS solved_pct
+            SELECT source, model, count(*) AS samples, sum(correct)::BIGINT AS solved, 100 * avg(correct) AS solved_pct
             FROM per_model GROUP BY ALL ORDER BY source, model""",
              "share (%) of samples each roster model solves at the first turn, per source"),
         View("filter_stats", f"""
@@ -179,7 +179,7 @@ def prediction_views(threshold: float) -> list[View]:
                 SELECT coalesce(source, 'all') AS source, count(*) AS samples, max(models) AS models,
                        count(*) FILTER (WHERE solve_rate < {threshold!r}) AS kept,
                        100 * count(*) FILTER (WHERE solve_rate < {threshold!r}) / count(*) AS kept_pct,
-                       {threshold!r} AS threshold
+                       {threshold!r}::DOUBLE AS threshold
                 FROM prediction_solve_rates GROUP BY ROLLUP (source))
             ORDER BY source = 'all', source""",
              "per source: samples, roster size and samples kept (solve rate < threshold, as `curate filter`)"),

@@ -108,3 +108,19 @@ def test_notebook_cells_run_on_a_results_file(tmp_path, monkeypatch):
     assert table1.set_index("run").loc["model-b mcqa", "avg_acc"] == pytest.approx(100 / 3)
     assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(f"{n}.png" for n in PLOTS)
     namespace["con"].close()
+
+
+def test_documented_sql_runs(tmp_path):
+    """Every statement of the docs' "Your own SQL" block runs against the views (docs stay in step with code)."""
+    import re
+
+    doc = (NOTEBOOK.parents[1] / "docs" / "results_tables.md").read_text()
+    blocks = re.findall(r"```sql\n(.*?)```", doc, flags=re.S)
+    statements = [s.strip() for block in blocks for s in block.split(";") if s.strip()]
+    assert len(statements) >= 5
+    results = write_known_results(tmp_path / "results.duckdb")
+    with analytics.open_results(results) as con:
+        for statement in statements:
+            con.execute(statement).fetchall()
+        documented = set(re.findall(r"^### `(\w+)`", doc, flags=re.M))
+        assert documented == {v.name for v in analytics.public_views(con)} - {"filter_stats", "filter_solved"}
