@@ -142,3 +142,20 @@ def test_model_spec_and_bad_flags(imported_dir, tmp_path, capsys):
     # The sample release has no train split.
     assert main(base) == 2
     assert "no 'train' split" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_reward_log_callback_writes_jsonl_and_warns_on_blind_proactiveness(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from proactivebench.eval.grpo import REWARD_LOG, reward_log_callback
+
+    callback = reward_log_callback(tmp_path)
+    state = SimpleNamespace(global_step=7, is_world_process_zero=True)
+    blind = {"reward": 1.0, "proactive/valid_move": 1.0, "answer/any": 0.0, "answer/correct": 0.0, "loss": 0.1}
+    with caplog.at_level("INFO", logger="proactivebench.eval.grpo"):
+        callback.on_log(None, state, None, logs=blind)
+        callback.on_log(None, state, None, logs={"train_runtime": 3.0})  # not a training step's log: ignored
+    lines = [json.loads(line) for line in (tmp_path / REWARD_LOG).read_text().splitlines()]
+    assert lines == [{"step": 7, **blind}]
+    assert "step 7: reward 1.000, valid moves 100%, answers 0%" in caplog.text
+    assert "blind proactiveness" in caplog.text
