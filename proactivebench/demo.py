@@ -1,0 +1,116 @@
+"""`proactivebench demo`: the whole pipeline on the bundled sample data, one real command per step.
+
+Each step runs the same subcommand a user would type (so the demo is also a walkthrough of the CLI), says what it
+did and where its output is, and stops the demo with the step's own error message if it fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .sources import SOURCE_NAMES
+
+BASELINES = ("random", "oracle", "always-proactive", "always-abstain")
+# The oracle solves everything at once; in a filtering roster it would exclude every sample it can answer.
+FILTER_ROSTER = ("random", "always-proactive", "always-abstain")
+
+
+@dataclass
+class Step:
+    title: str
+    argv: list[str] | None  # a proactivebench command line, or None for a Python check
+    output: str  # where the result is, for the user
+    check: Callable[[], str] | None = None  # returns a one-line summary
+
+
+def _load_back(bench: Path) -> str:
+    import datasets
+
+    test = datasets.load_dataset(str(bench), split="test")
+    coco = datasets.load_dataset(str(bench), "coco", split="test")
+    return f"load_dataset: {len(test)} test rows over {len(set(test['source']))} sources, coco config {len(coco)} rows"
+
+
+def plan(out: Path, seed: int) -> list[Step]:
+    raw, built, predictions = out / "raw", out / "built", out / "predictions"
+    bench, results, plots = out / "benchmark", out / "results.duckdb", out / "plots"
+    steps = [Step("write the native-layout sample data", ["sample-data", str(raw), "--seed", str(seed)], str(raw))]
+    for source in SOURCE_NAMES:
+        steps.append(
+            Step(f"build {source}", ["build", source, "--raw-dir", str(raw / source), "--out", str(built),
+                                     "--seed", str(seed)], str(built / "data" / source))
+        )
+    for name in FILTER_ROSTER:
+        steps.append(
+            Step(f"first-turn predictions of baseline:{name}",
+                 ["curate", "first-turn", "--dataset", str(built), "--model", f"baseline:{name}",
+                  "--out", str(predictions)], str(predictions))
+        )
+    steps += [
+        Step("filter: drop samples that >= 25% of the roster solve at the first turn",
+             ["curate", "filter", "--dataset", str(built), "--predictions", str(predictions), "--out", str(bench),
+              "--overwrite"], str(bench)),
+        Step("publish to a local folder (card + checks, nothing uploaded)", ["publish", "--dataset", str(bench)],
+             str(bench / "README.md")),
+        Step("load it back with datasets.load_dataset", None, str(bench), check=lambda: _load_back(bench)),
+    ]
+    for mode in ("mcqa", "reference"):
+        for name in BASELINES:
+            steps.append(
+                Step(f"evaluate baseline:{name} ({mode})",
+                     ["eval", "--dataset", str(bench), "--model", f"baseline:{name}", "--mode", mode,
+                      "--results", str(results), "--no-progress"], str(results))
+            )
+    steps.append(Step("report: the paper's tables and plots",
+                      ["report", "--results", str(results), "--format", "table", "--plot", str(plots)], str(plots)))
+    if importlib.util.find_spec("fiftyone") is not None:
+        steps.append(Step("FiftyOne dataset of episodes and trajectories",
+                          ["browse", "--dataset", str(bench), "--results", str(results),
+                           "--name", f"proactivebench-demo-{abs(hash(str(out.resolve()))) % 10**8}"], "FiftyOne"))
+    return steps
+
+
+def run_demo(out: Path, seed: int = 0, fresh: bool = True) -> int:
+    from .cli import main as cli_main
+
+    if fresh and out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = plan(out, seed)
+    started = time.perf_counter()
+    for number, step in enumerate(steps, start=1):
+        print(f"\n[{number}/{len(steps)}] {step.title}", flush=True)
+        if step.argv is not None:
+            print("  $ proactivebench " + " ".join(step.argv), flush=True)
+            code = cli_main(step.argv)
+            if code != 0:
+                print(f"demo stopped: step {number} ({step.title}) failed with exit code {code}", file=sys.stderr)
+                return code
+        if step.check is not None:
+            print("  " + step.check(), flush=True)
+        print(f"  -> {step.output}", flush=True)
+    print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; everything is under {out}")
+    print(f"  query the results with SQL: duckdb {out / 'results.duckdb'} \"SELECT * FROM table1\"  "
+          f"(or: proactivebench report --results {out / 'results.duckdb'})")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run the whole pipeline on the bundled sample data",
+        description="Write the native-layout sample data, build every source, run first-turn predictions of a "
+        "roster of baselines, filter, publish to a local folder, load it back, evaluate the baselines in MCQA "
+        "and reference mode, print the report and write the plots (and a FiftyOne dataset if installed).",
+    )
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="output folder (default: demo-out)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", action="store_true", help="do not clear --out first (resume into it)")
+    parser.set_defaults(func=lambda args: run_demo(args.out, args.seed, fresh=not args.keep))
