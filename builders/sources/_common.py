@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import random
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ..scenarios import EntryError
 
@@ -52,6 +53,24 @@ class MappedFrameReader:
         full = self.root / real
         try:
             return full.read_bytes()
+        except FileNotFoundError:
+            raise EntryError(f"{where}: missing image file {full}") from None
+
+
+class FileReader:
+    """Reads template paths under `root`. The paths come from the builder's own listing of `root`, so a plain
+    join is enough (no `resolve()`: it costs a syscall per path component on every frame)."""
+
+    def __init__(self, root: Path):
+        self.root = str(root)
+
+    def read(self, path: str, where: str) -> bytes:
+        if path.startswith("/") or ".." in path.split("/"):
+            raise EntryError(f"{where}: image path {path!r} leaves {self.root}")
+        full = os.path.join(self.root, path)
+        try:
+            with open(full, "rb") as handle:
+                return handle.read()
         except FileNotFoundError:
             raise EntryError(f"{where}: missing image file {full}") from None
 
@@ -112,5 +131,3 @@ def write_bytes(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
 
-
-SamplePainter = Callable[[random.Random], bytes]

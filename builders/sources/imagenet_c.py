@@ -24,12 +24,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
-from ..official import DirFrameReader
 from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..runner import rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.imagenet_c import LEVELS
-from ._common import choose_categories, encode, sentence
+from ._common import FileReader, choose_categories, encode, sentence
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +74,13 @@ def read_mapping(path: str | None = None) -> tuple[tuple[str, str], ...]:
             raise EntryError(f"{where}:{number}: expected '<wnid> <name>, <synonym>...', got {line!r}")
         result.append((wnid, names.split(",")[0].strip()))
     return tuple(result)
+
+
+@lru_cache(maxsize=4)
+def mapping_index(path: str | None) -> tuple[list[str], dict[str, str], dict[str, int]]:
+    """(wnids in order, {wnid: lemma}, {wnid: position}) of a mapping, built once per process."""
+    mapping = read_mapping(path)
+    return [w for w, _ in mapping], dict(mapping), {w: i for i, (w, _) in enumerate(mapping)}
 
 
 def category_name(lemma: str) -> str:
@@ -129,9 +135,7 @@ class ImageNetCSource(RawSource):
     def to_entry(self, root: Path, item: WorkItem, config: BuildConfig):
         p = item.payload
         where = str(root / p["corruption"] / str(FIRST_LEVEL) / p["wnid"] / p["file"])
-        mapping = read_mapping(p["mapping"])
-        order = [w for w, _ in mapping]
-        names = dict(mapping)
+        order, names, position_of = mapping_index(p["mapping"])
         if p["wnid"] not in names:
             raise EntryError(f"{where}: unknown wnid {p['wnid']!r} (not in {p['mapping'] or 'the shipped mapping'})")
         template = f"{p['corruption']}/{{level}}/{p['wnid']}/{p['file']}"
@@ -140,7 +144,7 @@ class ImageNetCSource(RawSource):
             raise EntryError(f"{where}: missing severity level(s) {missing} of this image")
         rng = rng_for(config.seed, self.name, item.key)
         answer = category_name(names[p["wnid"]])
-        position = order.index(p["wnid"])
+        position = position_of[p["wnid"]]
         near = [category_name(names[w]) for w in order[max(0, position - NEIGHBOURS): position + NEIGHBOURS + 1]]
         fix = FIX_FOR[p["corruption"]]
         distractors = rng.sample(sorted(f for f in FIXES if f != fix), 3)
@@ -159,7 +163,7 @@ class ImageNetCSource(RawSource):
             extra={"quality_answer": fix, "corruption": p["corruption"], "wnid": p["wnid"]},
             where=where,
         )
-        return entry, DirFrameReader(root)
+        return entry, FileReader(root)
 
     # --- sample ------------------------------------------------------------------------------------------
 

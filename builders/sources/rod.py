@@ -31,8 +31,7 @@ from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..runner import rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.rod import MISSING_FRAME
-from ._common import choose_categories, draw_object, encode, scene, sentence
-from ..official import DirFrameReader
+from ._common import FileReader, choose_categories, draw_object, encode, scene, sentence
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +196,7 @@ class RODSource(RawSource):
             extra={"occluder": occluder, "tag": p["tag"]},
             where=where,
         )
-        return entry, DirFrameReader(root)
+        return entry, FileReader(root)
 
     def _occluder_names(self, root: Path) -> dict[str, str]:
         path = root / "occluders.json"
@@ -217,11 +216,12 @@ class RODSource(RawSource):
         """`rod_0.tar.gz` (and `rod_1.tar.gz` from the fourth sequence on), 112x84 JPEGs; the first sequence is
         the real data's `natural_bluebl_greenr-banana`, with its missing s6."""
         out.mkdir(parents=True, exist_ok=True)
-        tags = ["natural_bluebl_greenr", "natural_redbl", "natural_whiteb", "natural_yellowc"]
-        sequences = [("natural_bluebl_greenr", "banana")]
+        # Distinct (tag, class) pairs: the real data's missing-frame sequence first, then seeded picks.
+        tags = [f"natural_{colour}{thing}" for thing in ("bl", "b", "c") for colour in COLOURS]
         rng = rng_for(seed, "rod-sample")
-        while len(sequences) < per_source:
-            sequences.append((tags[len(sequences) % len(tags)], rng.choice([c for c in CLASSES if c != "banana"])))
+        pairs = [(t, c) for t in tags for c in CLASSES]
+        rng.shuffle(pairs)
+        sequences = [("natural_bluebl_greenr", "banana"), *pairs][:per_source]
         archives: dict[str, list[tuple[str, bytes]]] = defaultdict(list)
         for number, (tag, cls) in enumerate(sequences[:per_source]):
             frames = sequence_frames(rng_for(seed, "rod-frames", number))
