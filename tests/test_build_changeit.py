@@ -172,19 +172,35 @@ def test_malformed_csv_line_fails_or_is_skipped(copy, tmp_path):
     out = tmp_path / "out"
     with pytest.raises(runner.BuildError, match=rf"{annotation.name}:3: malformed CSV line"):
         runner.build_source("changeit", copy, out, progress=False)
-    assert not out.exists() or not list(out.rglob("*.parquet"))
+    assert not out.exists() or not any(out.rglob("*"))  # nothing half-written
     report = runner.build_source("changeit", copy, out, on_error="skip", progress=False)
     assert len(report.skipped) == 2 and all(f"{annotation.name}:3" in s.reason for s in report.skipped)
     assert report.episodes == 2 * (VIDEOS - 1)
 
 
-def test_truncated_video_fails_naming_the_file(copy, tmp_path):
+def test_truncated_video_fails_or_is_skipped(copy, tmp_path):
     video = sorted(copy.glob("downloads/*/*.mp4"))[0]
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 3])
     out = tmp_path / "out"
     with pytest.raises(runner.BuildError, match=rf"{video.stem}/\w+: .*{video.name}"):
         runner.build_source("changeit", copy, out, progress=False)
-    assert not out.exists() or not list(out.rglob("*.parquet"))
+    assert not out.exists() or not any(out.rglob("*"))  # nothing half-written
+    report = runner.build_source("changeit", copy, out, on_error="skip", progress=False)
+    assert [s.key.split("/")[1] for s in report.skipped] == [video.stem] * 2
+    assert report.episodes == 2 * (VIDEOS - 1)
+
+
+def test_truncated_extracted_frame_fails_naming_the_file(copy, tmp_path):
+    video = sorted(copy.glob("downloads/*/*.mp4"))[0]
+    frames = copy / "frames" / video.parent.name / video.stem
+    frames.mkdir(parents=True)
+    labels = (copy / "annotations" / video.parent.name / f"{video.stem}.fps1.csv").read_text().splitlines()
+    for second, data in changeit.decode_seconds(video, set(range(len(labels))), "test").items():
+        (frames / f"{second}.jpg").write_bytes(data[: len(data) // 2] if second == 0 else data)
+    out = tmp_path / "out"
+    with pytest.raises(runner.BuildError, match=rf"frames/{video.parent.name}/{video.stem}/0\.jpg' does not decode"):
+        runner.build_source("changeit", copy, out, progress=False)
+    assert not out.exists() or not any(out.rglob("*"))  # nothing half-written
 
 
 def test_bad_folder_and_train_split(copy, tmp_path):
