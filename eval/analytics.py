@@ -28,7 +28,7 @@ VARIANT_KEYS: dict[str, str] = {
     "history": "false",  # conversation history (protocol §5.1)
     "shots": "0",  # in-context examples (protocol §5.2)
     "parser": "paper",  # the lenient parser is an option, never the default
-    "generic_hint": "false",  # OEG generic hint (protocol §6.1)
+    "split": "test",  # the filtered benchmark; `excluded` / `train` are other populations
 }
 
 # Modes that are not the multi-turn MCQA benchmark; any other mode (mcqa, or a variant recorded as a mode) is.

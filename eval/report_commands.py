@@ -16,6 +16,7 @@ PUBLIC_VIEW_NAMES = [v.name for v in result_views() + prediction_views(DEFAULT_T
 # Wide views shown the paper's way in table/markdown: one "a/b" cell per source (e.g. acc/psr = "14.3/0.4").
 PAIRED_METRICS = {"table1": ("acc", "psr"), "oeg_table": ("cc", "ps", "agg")}
 KEEP_PRECISION = {"threshold"}  # a setting, not a measurement: printed as given
+RUN_LABEL_PARTS = ("model", "mode", "hint", "ablation", "variant")  # what the `run` label spells
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -68,21 +69,28 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def paper_layout(name: str, frame):
-    """A wide view as the paper prints it: empty sources dropped, metric pairs joined into one cell per source."""
+    """A view as the paper prints it: one decimal, metric pairs joined into one cell per source (empty sources
+    dropped), and no setting columns that the `run` label already spells or that say nothing in this file."""
+    if frame.empty:
+        return frame
+    out = frame.round({c: 1 for c in frame.columns if c not in KEEP_PRECISION})
     metrics = PAIRED_METRICS.get(name)
-    if metrics is None or frame.empty:
-        return frame.round({c: 1 for c in frame.columns if c not in KEEP_PRECISION})
-    out = frame[[c for c in frame.columns if not any(c.endswith(f"_{m}") for m in metrics)]].copy()
-    insert_at = list(out.columns).index("sources")
-    for prefix in [*SOURCE_NAMES, "avg"]:
-        columns = [f"{prefix}_{m}" for m in metrics]
-        if frame[columns].isna().all().all():
-            continue
-        cells = frame[columns].apply(lambda row: "/".join("-" if v != v else f"{v:.1f}" for v in row), axis=1)
-        out.insert(insert_at, source_label(prefix) if prefix != "avg" else "avg " + "/".join(metrics), cells)
-        insert_at += 1
-    # The run label already spells model, mode, hint, ablation and variant; one dataset needs no column.
-    hidden = {"model", "mode", "hint", "ablation", "variant"} | ({"dataset"} if out["dataset"].nunique() < 2 else set())
+    if metrics:
+        out = out[[c for c in out.columns if not any(c.endswith(f"_{m}") for m in metrics)]]
+        insert_at = list(out.columns).index("sources")
+        for prefix in [*SOURCE_NAMES, "avg"]:
+            columns = [f"{prefix}_{m}" for m in metrics]
+            if frame[columns].isna().all().all():
+                continue
+            cells = frame[columns].apply(lambda row: "/".join("-" if v != v else f"{v:.1f}" for v in row), axis=1)
+            out.insert(insert_at, source_label(prefix) if prefix != "avg" else "avg " + "/".join(metrics), cells)
+            insert_at += 1
+    if "source" in out.columns:
+        out["source"] = out["source"].map(source_label)
+    hidden = set(RUN_LABEL_PARTS) if "run" in out.columns else set()
+    hidden |= {c for c in ("hint", "ablation", "variant") if c in out.columns and not out[c].astype(bool).any()}
+    if "dataset" in out.columns and out["dataset"].nunique() < 2:
+        hidden.add("dataset")
     return out[[c for c in out.columns if c not in hidden]]
 
 
