@@ -7,8 +7,10 @@ every frame decodes; sample ids unique in the pool; the card's configs and count
 from __future__ import annotations
 
 import io
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
@@ -38,10 +40,6 @@ class CheckReport:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # {config: {split: rows}}
 
 
-def _rel(root: Path, path: Path) -> str:
-    return str(path)  # the full path: the one-line error must name the file unambiguously
-
-
 def _check_names(root: Path) -> None:
     data = root / "data"
     if not data.is_dir():
@@ -49,7 +47,7 @@ def _check_names(root: Path) -> None:
     for path in sorted(data.rglob("*")):
         hidden = any(part.startswith(".") for part in path.relative_to(data).parts)
         if path.is_file() and not hidden and not SHARD_NAME.match(path.name):
-            raise PublishError(f"{_rel(root, path)}: stray file in data/ (expected <split>-NNNNN-of-MMMMM.parquet)")
+            raise PublishError(f"{path}: stray file in data/ (expected <split>-NNNNN-of-MMMMM.parquet)")
     for source, splits in layout(root).items():
         for split, files in splits.items():
             names = [p.name for p in files]
@@ -58,14 +56,27 @@ def _check_names(root: Path) -> None:
                 raise PublishError(f"data/{source}: {split} shards {names} are not a complete {split}-*-of-{len(files):05d} set")
 
 
-def _check_shard(
-    root: Path, source: str, path: Path, report: CheckReport, seen: dict[str, str], decode: bool, bar
-) -> None:
+@dataclass
+class ShardCheck:
+    """What one shard holds, from a worker: the parent merges these and looks for ids repeated across shards."""
+
+    path: Path
+    source: str
+    split: str
+    size: int
+    rows: int = 0
+    frames: int = 0
+    largest_row_group: int = 0
+    sample_ids: list[str] = field(default_factory=list)
+
+
+def check_shard(source: str, split: str, path: Path, decode: bool = True) -> ShardCheck:
+    """Schema, sizes, sources, ids unique in the shard, and (with `decode`) every frame's pixels."""
     from PIL import Image
 
     import datasets
 
-    where = _rel(root, path)
+    where = str(path)  # the full path: the one-line error must name the file unambiguously
     try:
         parquet = pq.ParquetFile(path)
         features = datasets.Features.from_arrow_schema(parquet.schema_arrow)
@@ -75,40 +86,36 @@ def _check_shard(
         theirs, ours = set(features), set(FEATURES)
         diff = sorted(theirs ^ ours) or sorted(k for k in ours if features[k] != FEATURES[k])
         raise PublishError(f"{where}: schema differs from the episode features (columns: {', '.join(diff)})")
-    size = path.stat().st_size
-    if size > MAX_SHARD_BYTES:
-        raise PublishError(f"{where}: {size / 1024**2:.0f} MB shard exceeds {MAX_SHARD_BYTES / 1024**2:.0f} MB")
-    report.shards += 1
-    report.bytes += size
-    report.largest_shard = max(report.largest_shard, size)
+    result = ShardCheck(path, source, split, path.stat().st_size)
+    if result.size > MAX_SHARD_BYTES:
+        raise PublishError(f"{where}: {result.size / 1024**2:.0f} MB shard exceeds {MAX_SHARD_BYTES / 1024**2:.0f} MB")
     for group in range(parquet.num_row_groups):
         group_bytes = parquet.metadata.row_group(group).total_byte_size
-        report.largest_row_group = max(report.largest_row_group, group_bytes)
+        result.largest_row_group = max(result.largest_row_group, group_bytes)
         if group_bytes > MAX_ROW_GROUP_BYTES:
             raise PublishError(
                 f"{where}: row group {group} holds {group_bytes / 1024**2:.0f} MiB uncompressed, over the dataset "
                 f"viewer's {MAX_ROW_GROUP_BYTES / 1024**2:.0f} MiB"
             )
+        columns = ["sample_id", "source", "frames"] if decode else ["sample_id", "source"]
         try:
-            table = parquet.read_row_group(group, columns=["sample_id", "source", "frames"])
+            table = parquet.read_row_group(group, columns=columns)
         except Exception as error:
             raise PublishError(f"{where}: row group {group} does not read ({type(error).__name__}: {error})") from None
         for row in table.to_pylist():
             sample = row["sample_id"]
             if row["source"] != source:
                 raise PublishError(f"{where}: sample {sample!r} has source {row['source']!r} in folder data/{source}")
-            if sample in seen:
-                raise PublishError(f"{where}: sample {sample!r} is also in {seen[sample]}")
-            seen[sample] = where
-            for index, frame in enumerate(row["frames"] if decode else []):
+            for index, frame in enumerate(row.get("frames") or []):
                 try:
                     with Image.open(io.BytesIO(frame["bytes"] or b"")) as image:
                         image.load()  # decodes the pixels: catches truncated files that verify() lets through
                 except Exception as error:
                     raise PublishError(f"{where}: sample {sample!r} frame {index} does not decode ({error})") from None
-                report.frames += 1
-            report.rows += 1
-            bar.update(1)
+                result.frames += 1
+            result.sample_ids.append(sample)
+            result.rows += 1
+    return result
 
 
 def check_card(root: Path | str, report: CheckReport) -> None:
@@ -131,27 +138,46 @@ def check_card(root: Path | str, report: CheckReport) -> None:
     report.counts = on_disk
 
 
-def check_data(root: Path | str, check_images: bool = True) -> CheckReport:
-    """The shards: names, schema, sizes, ids, and (with `check_images`) every frame decodes."""
+def check_data(root: Path | str, check_images: bool = True, num_proc: int = 1) -> CheckReport:
+    """The shards: names, schema, sizes, ids, and (with `check_images`) every frame decodes; `num_proc` workers."""
     root = Path(root)
     _check_names(root)
     on_disk = layout(root)
     if not on_disk:
         raise PublishError(f"{root}: no shards under data/")
+    jobs = [(source, split, path) for source, splits in on_disk.items() for split, ps in splits.items() for path in ps]
     report = CheckReport()
     # `full` concatenates test and excluded, so ids are unique across both; train is its own namespace.
-    seen: dict[str, dict[str, str]] = {"pool": {}, "train": {}}
-    with tqdm(desc="check", unit="row") as bar:
-        for source, splits in on_disk.items():
-            for split, paths in splits.items():
-                for path in paths:
-                    namespace = seen["train" if split == "train" else "pool"]
-                    _check_shard(root, source, path, report, namespace, check_images, bar)
+    seen: dict[str, dict[str, Path]] = {"pool": {}, "train": {}}
+    with tqdm(total=len(jobs), desc="check shards", unit="shard") as bar:
+        for result in _run(jobs, check_images, num_proc):
+            namespace = seen["train" if result.split == "train" else "pool"]
+            for sample in result.sample_ids:
+                if sample in namespace:
+                    raise PublishError(f"{result.path}: sample {sample!r} is also in {namespace[sample]}")
+                namespace[sample] = result.path
+            report.shards += 1
+            report.rows += result.rows
+            report.frames += result.frames
+            report.bytes += result.size
+            report.largest_shard = max(report.largest_shard, result.size)
+            report.largest_row_group = max(report.largest_row_group, result.largest_row_group)
+            bar.update(1)
     return report
 
 
-def check_folder(root: Path | str, check_images: bool = True) -> CheckReport:
+def _run(jobs: list[tuple[str, str, Path]], decode: bool, num_proc: int) -> Iterator[ShardCheck]:
+    if num_proc <= 1 or len(jobs) <= 1:
+        for source, split, path in jobs:
+            yield check_shard(source, split, path, decode)
+        return
+    with ProcessPoolExecutor(max_workers=num_proc) as pool:
+        # In order, so the first problem reported does not depend on scheduling.
+        yield from pool.map(check_shard, *zip(*jobs), [decode] * len(jobs))
+
+
+def check_folder(root: Path | str, check_images: bool = True, num_proc: int = 1) -> CheckReport:
     """Raise `PublishError` on the first problem of the shards or the card; return what was checked."""
-    report = check_data(root, check_images)
+    report = check_data(root, check_images, num_proc)
     check_card(root, report)
     return report

@@ -76,6 +76,7 @@ def _add_publish(subparsers: argparse._SubParsersAction, name: str) -> None:
     publish.add_argument(
         "--keep-card", action="store_true", help="publish the folder's README.md as it is (still checked against the data)"
     )
+    publish.add_argument("--num-proc", type=int, default=1, help="processes that check shards (decode frames) in parallel")
     publish.set_defaults(func=run_publish)
 
 
@@ -127,7 +128,7 @@ def run_publish(args: argparse.Namespace) -> int:
 
     result = publish(
         args.dataset, args.repo_id, push_to_hub=args.push, render=not args.keep_card, template=args.template,
-        private=args.private,
+        private=args.private, num_proc=args.num_proc,
     )
     checks = result.checks
     print(

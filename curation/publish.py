@@ -179,6 +179,7 @@ def publish(
     render: bool = True,
     template: Path | str | None = None,
     private: bool = False,
+    num_proc: int = 1,
     api=None,
 ) -> PublishResult:
     """Render the card (unless `render=False`), check everything, then push if asked. Nothing leaves otherwise."""
@@ -187,7 +188,7 @@ def publish(
         raise PublishError(f"{root}: not a folder")
     if push_to_hub and not repo_id:
         raise PublishError("--push needs --repo-id ORG/NAME")
-    report = check_data(root)  # first: the card is rendered from the shards' metadata
+    report = check_data(root, num_proc=num_proc)  # first: the card is rendered from the shards' metadata
     card = write_rendered_card(root, template, repo_id) if render else root / "README.md"
     check_card(root, report)
     if not push_to_hub:

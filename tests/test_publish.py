@@ -193,3 +193,26 @@ def test_row_group_and_schema_limits(folder, imported_rows, monkeypatch):
     (folder / "data" / "mvpn" / "notes.txt").write_text("stray")
     with pytest.raises(PublishError, match="stray file"):
         publish(folder)
+
+
+def test_the_real_client_offline_stops_at_the_boundary(folder, monkeypatch, capsys):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    code = main(["publish", "--dataset", str(folder), "--repo-id", "org/pb", "--push"])
+    out, err = capsys.readouterr()
+    assert code == 2 and err.strip().splitlines()[-1] == "error: HF_HUB_OFFLINE is set: unset it to push"
+    assert SECRET not in out + err
+
+
+def test_checks_in_parallel_report_the_same_and_catch_repeated_ids(folder, imported_rows):
+    from proactivebench.curation.checks import check_data
+
+    serial, parallel = check_data(folder), check_data(folder, num_proc=2)
+    assert (serial.rows, serial.frames, serial.shards) == (parallel.rows, parallel.frames, parallel.shards) == (
+        11, serial.frames, 8)
+    assert serial.frames == sum(len(r["frames"]) for r in imported_rows.values())
+    write_split(folder, "coco", "excluded", [imported_rows["coco-000000"]], render_card=False)  # also in test
+    with pytest.raises(PublishError, match="sample 'coco-000000' is also in"):
+        check_data(folder, num_proc=2)
