@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -33,3 +38,183 @@ def connect(path: str | Path, read_only: bool = False):
     if not read_only:
         connection.execute(SCHEMA_SQL)
     return connection
+
+
+# --- writing and resuming ---------------------------------------------------------------------------------------
+
+TURN_COLUMNS = (
+    "run_id", "sample_id", "source", "turn", "state", "frame", "prompt", "output", "option_verdict",
+    "category_verdict", "chosen_kind", "chosen_text", "error", "latency_s",
+)
+EPISODE_COLUMNS = ("run_id", "sample_id", "source", "correct", "num_turns", "proactive_suggestions", "stop_reason")
+JUDGMENT_COLUMNS = (
+    "run_id", "sample_id", "judge_model", "raw", "proactive_suggestion", "category_prediction", "aggregate",
+)
+
+
+@dataclass
+class RunInfo:
+    """A row of `runs`."""
+
+    run_id: str
+    model: str
+    backend: str
+    mode: str
+    hint: bool
+    ablation: str | None
+    dataset: str
+    dataset_revision: str | None
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def run_id_for(identity: dict[str, Any]) -> str:
+    """A short stable id from what defines a run's outputs, so a rerun of the same command finds and resumes it."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+    return digest[:16]
+
+
+def _insert(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    if rows:
+        marks = ", ".join("?" for _ in columns)
+        connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+class ResultsWriter:
+    """Writes one run into a results file as it goes, and resumes it.
+
+    Invariant: an `episodes` row is committed in the same transaction as its episode's last turn, so on
+    resume the episodes present are complete and any turn without an episode row belongs to an episode that
+    was cut off: those turns are deleted and the episode runs again. Nothing is lost or written twice.
+    """
+
+    def __init__(self, path: str | Path, run: RunInfo):
+        import duckdb
+
+        self.path, self.run = Path(path), run
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.connection = connect(self.path)
+        except duckdb.IOException as error:  # another process holds the file
+            raise ValueError(f"cannot open results file {self.path}: {str(error).splitlines()[0]}") from None
+
+    def start(self) -> set[str]:
+        """Create or reopen the run; returns the sample ids already complete (to skip)."""
+        con, run = self.connection, self.run
+        con.execute("BEGIN")
+        exists = con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run.run_id]).fetchone()
+        config = json.dumps(run.config, sort_keys=True, default=str)
+        if exists:  # resuming: keep started_at, record this invocation's settings (limit/shard/batch may differ)
+            con.execute(
+                "UPDATE runs SET config_json = ?, finished_at = NULL WHERE run_id = ?", [config, run.run_id]
+            )
+        else:
+            con.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, current_timestamp, NULL)",
+                [run.run_id, run.model, run.backend, run.mode, run.hint, run.ablation, run.dataset,
+                 run.dataset_revision, config],
+            )
+        con.execute(
+            "DELETE FROM turns WHERE run_id = ? AND sample_id NOT IN (SELECT sample_id FROM episodes WHERE run_id = ?)",
+            [run.run_id, run.run_id],
+        )
+        done = {r[0] for r in con.execute("SELECT sample_id FROM episodes WHERE run_id = ?", [run.run_id]).fetchall()}
+        con.execute("COMMIT")
+        return done
+
+    def completed(self) -> list[tuple[str, bool | None, int]]:
+        """(source, correct, proactive_suggestions) of every complete episode of the run (for running metrics)."""
+        return self.connection.execute(
+            "SELECT source, correct, proactive_suggestions FROM episodes WHERE run_id = ?", [self.run.run_id]
+        ).fetchall()
+
+    def write(self, turns: list[dict], episodes: list[dict]) -> None:
+        """One step of the runner: its turns and the episodes they finished, atomically."""
+        con = self.connection
+        con.execute("BEGIN")
+        try:
+            _insert(con, "turns", TURN_COLUMNS, [tuple(t.get(c) for c in TURN_COLUMNS) for t in turns])
+            _insert(con, "episodes", EPISODE_COLUMNS, [tuple(e.get(c) for c in EPISODE_COLUMNS) for e in episodes])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+    def finish(self) -> None:
+        self.connection.execute("UPDATE runs SET finished_at = current_timestamp WHERE run_id = ?", [self.run.run_id])
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class JudgmentWriter:
+    """Writes judgments of one judge; resumes by skipping (run, sample) pairs it already judged."""
+
+    def __init__(self, connection, judge_model: str):
+        self.connection, self.judge_model = connection, judge_model
+
+    def done(self, run_id: str) -> set[str]:
+        rows = self.connection.execute(
+            "SELECT sample_id FROM judgments WHERE run_id = ? AND judge_model = ?", [run_id, self.judge_model]
+        ).fetchall()
+        return {r[0] for r in rows}
+
+    def write(self, rows: list[dict]) -> None:
+        con = self.connection
+        con.execute("BEGIN")
+        try:
+            _insert(con, "judgments", JUDGMENT_COLUMNS, [tuple(r.get(c) for c in JUDGMENT_COLUMNS) for r in rows])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+
+
+def export_parquet(path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Every results table as `<out_dir>/<table>.parquet` (the design's parquet export)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    connection = connect(path, read_only=True)
+    files = []
+    try:
+        for table in ("runs", "turns", "episodes", "judgments"):
+            target = out / f"{table}.parquet"
+            temporary = out / f".{table}.parquet.tmp"
+            connection.execute(f"COPY (SELECT * FROM {table}) TO '{temporary}' (FORMAT parquet)")
+            os.replace(temporary, target)
+            files.append(target)
+    finally:
+        connection.close()
+    return files
+
+
+def merge_results(inputs: list[str | Path], out: str | Path) -> None:
+    """Merge results files (e.g. the shards of one run from several machines) into `out`, without duplicates:
+    a run keeps its first `runs` row, an episode (run, sample) its first copy with its turns."""
+    connection = connect(out)
+    try:
+        for i, path in enumerate(inputs):
+            alias = f"src{i}"
+            connection.execute(f"ATTACH '{Path(path)}' AS {alias} (READ_ONLY)")
+            connection.execute("BEGIN")
+            connection.execute(
+                f"INSERT INTO runs SELECT * FROM {alias}.runs WHERE run_id NOT IN (SELECT run_id FROM runs)"
+            )
+            new = f"""(SELECT run_id, sample_id FROM {alias}.episodes
+                       EXCEPT SELECT run_id, sample_id FROM episodes)"""
+            connection.execute(f"CREATE TEMP TABLE new_eps AS {new}")
+            connection.execute(
+                f"INSERT INTO turns SELECT t.* FROM {alias}.turns t JOIN new_eps USING (run_id, sample_id)"
+            )
+            connection.execute(
+                f"INSERT INTO episodes SELECT e.* FROM {alias}.episodes e JOIN new_eps USING (run_id, sample_id)"
+            )
+            connection.execute(
+                f"""INSERT INTO judgments SELECT * FROM {alias}.judgments j WHERE NOT EXISTS (
+                    SELECT 1 FROM judgments k WHERE k.run_id = j.run_id AND k.sample_id = j.sample_id
+                    AND k.judge_model = j.judge_model)"""
+            )
+            connection.execute("DROP TABLE new_eps")
+            connection.execute("COMMIT")
+            connection.execute(f"DETACH {alias}")
+    finally:
+        connection.close()

@@ -10,6 +10,17 @@ from proactivebench.eval.backends import Request, load_backend, parse_spec, sing
 from proactivebench.eval.backends.baseline import POLICIES
 
 
+@pytest.fixture
+def one_torch_thread():
+    """The shared 2-core CPU: torch's spinning intra-op threads make tiny models ~10x slower under load."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _requests():
     return [
         single_turn("What is the object? Options:\nA. Banana.\n", [Image.new("RGB", (50, 40), (200, 10, 10))], key="a"),
@@ -20,9 +31,14 @@ def _requests():
 
 @pytest.fixture(scope="module", params=["tiny_llava_dir", "tiny_qwen_dir"])
 def hf_backend(request):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # see one_torch_thread
     backend = load_backend(f"hf:{request.getfixturevalue(request.param)}", max_new_tokens=6)
     yield backend
     backend.close()
+    torch.set_num_threads(before)
 
 
 def test_hf_batch_equals_one_by_one(hf_backend):
@@ -36,7 +52,7 @@ def test_hf_batch_equals_one_by_one(hf_backend):
     assert config["device"] == "cpu" and config["dtype"] == "float32" and config["max_new_tokens"] == 6
 
 
-def test_hf_failing_request_is_isolated(tiny_qwen_dir):
+def test_hf_failing_request_is_isolated(tiny_qwen_dir, one_torch_thread):
     """Qwen's processor rejects an extreme aspect ratio (a 1-pixel-high crop): only that request fails."""
     backend = load_backend(f"hf:{tiny_qwen_dir}", max_new_tokens=4)
     requests = _requests()
@@ -47,7 +63,7 @@ def test_hf_failing_request_is_isolated(tiny_qwen_dir):
     assert out[0].text == backend.generate([requests[0]])[0].text
 
 
-def test_hf_text_only_request(tiny_llava_dir):
+def test_hf_text_only_request(tiny_llava_dir, one_torch_thread):
     backend = load_backend(f"hf:{tiny_llava_dir}", max_new_tokens=3)
     request = Request([{"role": "system", "content": "You judge."}, {"role": "user", "content": "0,1"}])
     (out,) = backend.generate([request])

@@ -1,0 +1,124 @@
+"""`proactivebench eval` and `proactivebench judge` (design §6)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from proactivebench.sources import SOURCE_NAMES
+
+log = logging.getLogger(__name__)
+
+SPEC_HELP = (
+    "hf:<id or dir>[+<adapter dir>], openai:<model> (with --base-url or $OPENAI_BASE_URL), "
+    "baseline:random|oracle|always-proactive|always-abstain"
+)
+
+
+def _backend_arguments(parser: argparse.ArgumentParser, max_new_tokens_help: str) -> None:
+    group = parser.add_argument_group("backend options (each backend uses those that apply to it)")
+    group.add_argument("--max-new-tokens", type=int, help=max_new_tokens_help)
+    group.add_argument("--temperature", type=float, help="sample at this temperature (default: greedy)")
+    group.add_argument("--device", help="hf: auto (default), cpu, cuda, cuda:N, mps")
+    group.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="hf: default auto")
+    group.add_argument("--base-url", help="openai: server URL, e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)")
+    group.add_argument("--concurrency", type=int, help="openai: requests in flight (default 8)")
+    group.add_argument("--timeout", type=float, help="openai: seconds per request (default 120)")
+    group.add_argument("--max-retries", type=int, help="openai: retries on 429/5xx/connection errors (default 5)")
+
+
+def _backend_options(args) -> dict:
+    options = {
+        "max_new_tokens": args.max_new_tokens, "device": args.device, "dtype": args.dtype,
+        "base_url": args.base_url, "concurrency": args.concurrency, "timeout": args.timeout,
+        "max_retries": args.max_retries,
+    }
+    if args.temperature is not None:
+        options.update(temperature=args.temperature, do_sample=args.temperature > 0)
+    return {k: v for k, v in options.items() if v is not None}
+
+
+def _eval(args) -> int:
+    from .results import export_parquet
+    from .runner import EvalConfig, parse_shard, run_eval
+
+    config = EvalConfig(
+        dataset=args.dataset, model=args.model, mode=args.mode, hint=args.hint, parser=args.parser,
+        ablation=args.ablation, batch_size=args.batch_size, sources=tuple(args.sources) if args.sources else None,
+        split=args.split, limit=args.limit, shard=parse_shard(args.shard), seed=args.seed, revision=args.revision,
+        run_id=args.run_id, backend_options=_backend_options(args),
+    )
+    summary = run_eval(config, args.results, progress=not args.no_progress)
+    for source, (count, acc, psr) in summary.per_source.items():
+        scores = f"acc {acc:.1f}% - ps rate {psr:.1f}" if acc is not None else "generated (run `judge`)"
+        print(f"{source}: {count} episodes, {scores}")
+    print(summary.line())
+    print(f"results: {summary.results}")
+    if args.export_parquet:
+        for path in export_parquet(args.results, args.export_parquet):
+            print(f"exported {path}")
+    return 0
+
+
+def _judge(args) -> int:
+    from .judge import run_judge
+
+    summary = run_judge(
+        args.results, args.judge, run_ids=args.run_id, dataset=args.dataset, batch_size=args.batch_size,
+        backend_options=_backend_options(args), progress=not args.no_progress,
+    )
+    for line in summary.lines():
+        print(line)
+    return 1 if summary.failed else 0
+
+
+def register(subparsers) -> None:
+    from .ablation import ABLATIONS
+    from .parsing import PARSERS
+    from .runner import MODES
+
+    parser = subparsers.add_parser(
+        "eval",
+        help="evaluate a model on the benchmark (resumable, shardable)",
+        description="Evaluate a model on a hub-layout folder or Hub dataset; results go to a DuckDB file. "
+        "Rerunning the same command resumes the run.",
+    )
+    parser.add_argument("--dataset", required=True, help="hub-layout folder or Hub repo id")
+    parser.add_argument("--model", required=True, help=SPEC_HELP)
+    parser.add_argument("--mode", choices=tuple(MODES), default="mcqa",
+                        help="mcqa (multi-turn, default), reference (the informative frame, categories only), "
+                        "oeg (open-ended, first state; judge afterwards)")
+    parser.add_argument("--hint", action="store_true",
+                        help="mcqa/reference: add the scenario hint; oeg: add the generic help hint")
+    parser.add_argument("--batch-size", type=int, help="live episodes per backend call (default: the backend's)")
+    parser.add_argument("--results", default="results.duckdb", help="DuckDB results file (default results.duckdb)")
+    parser.add_argument("--sources", nargs="+", choices=SOURCE_NAMES, metavar="SOURCE",
+                        help=f"evaluate only these sources ({', '.join(SOURCE_NAMES)})")
+    parser.add_argument("--limit", type=int, help="at most N episodes per source (oeg default: 100 random, as the paper)")
+    parser.add_argument("--shard", default="0/1", help="I/N: evaluate every N-th episode starting at I (default 0/1)")
+    parser.add_argument("--split", default="test", help="dataset split (default test)")
+    parser.add_argument("--revision", help="Hub dataset revision")
+    parser.add_argument("--parser", choices=tuple(PARSERS), default="paper", help="answer parser (default paper)")
+    parser.add_argument("--ablation", choices=tuple(ABLATIONS),
+                        help="invalid-suggestions: proactive options replaced by other scenarios' (paper Fig. 5)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for baselines, sampling, OEG sample choice")
+    parser.add_argument("--run-id", help="use this run id instead of the one derived from the settings")
+    parser.add_argument("--export-parquet", metavar="DIR", help="also write every results table as parquet to DIR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _backend_arguments(parser, "tokens per answer (default 50, the paper's)")
+    parser.set_defaults(func=_eval)
+
+    judge = subparsers.add_parser(
+        "judge",
+        help="judge open-ended (oeg) answers with an LLM judge",
+        description="Score every unjudged oeg answer in a results file with the paper's judge prompt and parser "
+        "(protocol §6.3-6.4). Resumable; the dataset is read from the run's record unless --dataset is given.",
+    )
+    judge.add_argument("--results", required=True, help="DuckDB results file with oeg runs")
+    judge.add_argument("--judge", required=True, help=SPEC_HELP)
+    judge.add_argument("--run-id", action="append", help="judge only this run (repeatable)")
+    judge.add_argument("--dataset", help="the dataset the runs used, if it moved")
+    judge.add_argument("--batch-size", type=int, help="judge requests per backend call")
+    judge.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _backend_arguments(judge, "judge tokens per answer (default 32768, the reference's)")
+    judge.set_defaults(func=_judge)

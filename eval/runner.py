@@ -1,0 +1,388 @@
+"""The evaluation runner: turn-synchronous batching over live episodes, written to the results file as it goes.
+
+Up to `batch_size` episodes are live at once. Each step sends one request per live episode to the backend in
+one batch, feeds each output back to its episode (the engine parses and judges), writes the step's turns (and
+the episodes they finished) in one transaction, and refills the freed slots from the queue. A killed run
+resumes: the run id is derived from what defines the outputs, complete episodes are skipped, cut-off ones run
+again (see results.ResultsWriter). `--shard I/N` takes every N-th episode, so machines can split a run.
+
+Modes are a registry (mode name → how to make an episode and the chat request for its current turn); a new
+mode (history, few-shot) adds an entry and, at most, its own message builder next to `messages_for_turn`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from tqdm.auto import tqdm
+
+from .ablation import get_ablation
+from .backends import Backend, Request, load_backend, single_turn
+from .engine import STOP_ERROR, Episode, EpisodeResult, Turn
+from .results import ResultsWriter, RunInfo, run_id_for
+
+log = logging.getLogger(__name__)
+
+STOP_GENERATED = "generated"  # an OEG episode: one open-ended answer, judged later
+OEG_DEFAULT_LIMIT = 100  # the paper's OEG evaluates 100 random samples per scenario (protocol §7.2)
+# Backend options that change nothing in the outputs: left out of the run id, so a resume may change them.
+OPERATIONAL_OPTIONS = ("concurrency", "timeout", "max_retries", "base_url", "api_key")
+
+
+# --- requests: the one place where an observation becomes a chat ------------------------------------------------
+
+
+def messages_for_turn(episode, observation) -> list[dict]:
+    """The chat for one turn: a single user message, the image then the prompt (the reference's order)."""
+    return single_turn(observation.prompt, [None]).messages
+
+
+def request_for(episode, observation) -> Request:
+    """The backend request for the episode's current turn; the image decodes only if the backend asks."""
+    return Request(
+        messages=messages_for_turn(episode, observation),
+        images=[lambda: observation.image],
+        context=episode,
+        key=f"{episode.sample_id}/{len(episode.turns)}",
+    )
+
+
+# --- OEG: one open-ended turn (protocol §6.1) ----------------------------------------------------------------
+
+
+@dataclass
+class OEGObservation:
+    prompt: str
+    state: int
+    frame: int
+    turn: int
+    _frames: Any = field(repr=False, default=None)
+
+    @property
+    def image(self):
+        from .engine import decode_image
+
+        return decode_image(self._frames[self.frame])
+
+
+class OEGEpisode:
+    """The first state's frame and question, no options; the generic hint with `hint`. Judged afterwards."""
+
+    def __init__(self, row: Mapping[str, Any], hint: bool = False):
+        self.row, self.use_hint = row, hint
+        self.sample_id, self.source = row["sample_id"], row["source"]
+        self.turns: list[Turn] = []
+        self.done = False
+        self.stop_reason = ""
+        self._episode = Episode(row)  # for its oeg_prompt and first state
+
+    def observe(self) -> OEGObservation:
+        state = int(self.row["first_state"])
+        return OEGObservation(
+            prompt=self._episode.oeg_prompt(generic_hint=self.use_hint),
+            state=state,
+            frame=int(self.row["states"][state]["frame"]),
+            turn=0,
+            _frames=self.row["frames"],
+        )
+
+    def _record(self, output: str, error: str) -> Turn:
+        observation = self.observe()
+        turn = Turn(
+            turn=0, state=observation.state, frame=observation.frame, prompt=observation.prompt, output=output,
+            option_verdict=None, category_verdict=None, chosen_kind="none", chosen_text="", error=error,
+        )
+        self.turns.append(turn)
+        self.done, self.stop_reason = True, STOP_ERROR if error else STOP_GENERATED
+        return turn
+
+    def step(self, output: str) -> Turn:
+        return self._record(output, "")
+
+    def step_error(self, message: str) -> Turn:
+        return self._record("", message)
+
+    @property
+    def result(self) -> EpisodeResult:
+        return EpisodeResult(self.sample_id, self.source, None, 1, 0, self.stop_reason, list(self.turns))
+
+
+@dataclass(frozen=True)
+class Mode:
+    make_episode: Callable[[Mapping[str, Any], "EvalConfig"], Any]
+    make_request: Callable[[Any, Any], Request] = request_for
+    default_limit: int | None = None
+    shuffle: bool = False  # the reference's OEG shuffles each source with random.seed(seed) before taking the limit
+
+
+MODES: dict[str, Mode] = {
+    "mcqa": Mode(lambda row, cfg: Episode(row, hint=cfg.hint, mode="mcqa", parser=cfg.parser)),
+    "reference": Mode(lambda row, cfg: Episode(row, hint=cfg.hint, mode="reference", parser=cfg.parser)),
+    "oeg": Mode(lambda row, cfg: OEGEpisode(row, hint=cfg.hint), default_limit=OEG_DEFAULT_LIMIT, shuffle=True),
+}
+
+
+# --- configuration ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalConfig:
+    dataset: str  # a hub-layout folder or a Hub repo id
+    model: str  # a backend SPEC
+    mode: str = "mcqa"
+    hint: bool = False  # mcqa/reference: the scenario hint; oeg: the generic hint
+    parser: str = "paper"
+    ablation: str | None = None
+    batch_size: int | None = None  # None: the backend's default
+    sources: tuple[str, ...] | None = None
+    split: str = "test"
+    limit: int | None = None  # per source; None: all (oeg: 100)
+    shard: tuple[int, int] = (0, 1)
+    seed: int = 0
+    revision: str | None = None
+    run_id: str | None = None
+    backend_options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> "EvalConfig":
+        if self.mode not in MODES:
+            raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
+        if self.ablation and self.mode == "oeg":
+            raise ValueError("--ablation applies to the multiple-choice modes, not oeg")
+        get_ablation(self.ablation)
+        index, count = self.shard
+        if not (count >= 1 and 0 <= index < count):
+            raise ValueError(f"shard {index}/{count}: expected 0 <= I < N")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError("limit must be at least 1")
+        return self
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+    return index, count
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    results: str
+    episodes: int  # complete episodes of the run in the file (earlier invocations included)
+    new_episodes: int  # run by this invocation
+    acc: float | None
+    psr: float | None
+    errors: int
+    per_source: dict[str, tuple[int, float | None, float | None]]
+
+    def line(self) -> str:
+        if self.acc is None:
+            return f"run {self.run_id}: {self.episodes} episodes ({self.errors} errors)"
+        return f"run {self.run_id}: {self.episodes} episodes, acc {self.acc:.1f}% - ps rate {self.psr:.1f} ({self.errors} errors)"
+
+
+# --- the dataset --------------------------------------------------------------------------------------------------
+
+
+def dataset_revision(dataset: str, revision: str | None) -> str | None:
+    """A local folder: a fingerprint of its parquet files (names and sizes); a Hub repo: the revision asked for."""
+    root = Path(dataset)
+    if not root.is_dir():
+        return revision or "main"
+    digest = hashlib.sha256()
+    for path in sorted(root.glob("data/*/*.parquet")):
+        digest.update(f"{path.relative_to(root)}:{path.stat().st_size}\n".encode())
+    return "local-" + digest.hexdigest()[:12]
+
+
+def load_episodes(config: EvalConfig):
+    """`datasets.load_dataset` (folder or repo id) with frames left undecoded: only the frames shown are decoded."""
+    import datasets
+
+    name = str(Path(config.dataset).resolve()) if Path(config.dataset).is_dir() else config.dataset
+    kwargs = {"revision": config.revision} if config.revision else {}
+    try:
+        table = datasets.load_dataset(name, "default", split=config.split, **kwargs)
+    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as error:
+        raise ValueError(f"cannot load dataset {config.dataset!r} split {config.split!r}: {error}") from None
+    return table.cast_column("frames", datasets.List(datasets.Image(decode=False)))
+
+
+def select(table, config: EvalConfig, mode: Mode) -> list[int]:
+    """Row indices to evaluate: per source (in SOURCE order), optionally shuffled, limited, then sharded."""
+    from proactivebench.sources import SOURCE_NAMES
+
+    by_source: dict[str, list[int]] = {}
+    for index, source in enumerate(table["source"]):
+        by_source.setdefault(source, []).append(index)
+    wanted = list(config.sources) if config.sources else [s for s in SOURCE_NAMES if s in by_source]
+    missing = [s for s in wanted if s not in by_source]
+    if config.sources and missing:
+        raise ValueError(f"dataset {config.dataset!r} has no {config.split!r} rows for source(s) {', '.join(missing)}")
+    limit = config.limit if config.limit is not None else mode.default_limit
+    chosen: list[int] = []
+    for source in wanted:
+        indices = list(by_source.get(source, []))
+        if mode.shuffle:
+            random.Random(config.seed).shuffle(indices)
+        chosen.extend(indices[:limit] if limit else indices)
+    index, count = config.shard
+    return chosen[index::count]
+
+
+# --- running ------------------------------------------------------------------------------------------------------
+
+
+def run_identity(config: EvalConfig, backend: Backend, revision: str | None) -> dict[str, Any]:
+    """What defines the outputs: the same identity resumes the same run. Which episodes (sources, limit, shard)
+    and how fast (batch size) are not part of it, so a run can be extended, split or resumed differently."""
+    backend_config = {k: v for k, v in backend.config().items() if k not in OPERATIONAL_OPTIONS}
+    return {
+        "model": config.model, "backend": backend_config, "mode": config.mode, "hint": config.hint,
+        "parser": config.parser, "ablation": config.ablation, "dataset": _dataset_name(config.dataset),
+        "revision": revision, "split": config.split, "seed": config.seed,
+    }
+
+
+def _dataset_name(dataset: str) -> str:
+    return str(Path(dataset).resolve()) if Path(dataset).is_dir() else dataset
+
+
+def _turn_row(run_id: str, episode, turn: Turn, latency: float) -> dict:
+    return {"run_id": run_id, "sample_id": episode.sample_id, "source": episode.source, **asdict(turn), "latency_s": latency}
+
+
+def _episode_row(run_id: str, result: EpisodeResult) -> dict:
+    return {
+        "run_id": run_id, "sample_id": result.sample_id, "source": result.source, "correct": result.correct,
+        "num_turns": result.num_turns, "proactive_suggestions": result.proactive_suggestions,
+        "stop_reason": result.stop_reason,
+    }
+
+
+class _Running:
+    """Running acc / psr over the run's complete episodes, for the progress bar and the summary."""
+
+    def __init__(self, rows: Sequence[tuple[str, bool | None, int]]):
+        self.rows = list(rows)
+
+    def add(self, result: EpisodeResult) -> None:
+        self.rows.append((result.source, result.correct, result.proactive_suggestions))
+
+    @staticmethod
+    def _score(rows) -> tuple[int, float | None, float | None]:
+        scored = [r for r in rows if r[1] is not None]
+        if not scored:
+            return len(rows), None, None
+        return len(rows), 100 * sum(bool(r[1]) for r in scored) / len(scored), sum(r[2] for r in scored) / len(scored)
+
+    def overall(self):
+        return self._score(self.rows)
+
+    def per_source(self):
+        sources = sorted({r[0] for r in self.rows})
+        return {s: self._score([r for r in self.rows if r[0] == s]) for s in sources}
+
+
+def run_eval(
+    config: EvalConfig,
+    results: str | Path = "results.duckdb",
+    backend: Backend | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Evaluate `config.model` on the dataset and write the run into `results` (resuming it if present)."""
+    config.validate()
+    mode = MODES[config.mode]
+    ablate = get_ablation(config.ablation)
+    own_backend = backend is None
+    table = load_episodes(config)
+    indices = select(table, config, mode)
+    if backend is None:
+        backend = load_backend(config.model, seed=config.seed, **config.backend_options)
+    revision = dataset_revision(config.dataset, config.revision)
+    identity = run_identity(config, backend, revision)
+    run_id = config.run_id or run_id_for(identity)
+    batch_size = config.batch_size or backend.default_batch_size
+    run_config = {
+        **identity, "backend_options": backend.config(), "batch_size": batch_size,
+        "sources": list(config.sources) if config.sources else None, "limit": config.limit,
+        "shard": f"{config.shard[0]}/{config.shard[1]}", "generic_hint": config.mode == "oeg" and config.hint,
+        "history": False, "shots": 0, "run_id_override": bool(config.run_id),
+    }
+    info = RunInfo(
+        run_id=run_id, model=backend.model_name, backend=backend.kind, mode=config.mode, hint=config.hint,
+        ablation=config.ablation, dataset=_dataset_name(config.dataset), dataset_revision=revision, config=run_config,
+    )
+    writer = ResultsWriter(results, info)
+    try:
+        done = writer.start()
+        sample_ids = table["sample_id"]
+        todo = [i for i in indices if sample_ids[i] not in done] if done else indices
+        if done:
+            log.info("resuming run %s: %d episodes done, %d to go", run_id, len(indices) - len(todo), len(todo))
+        running = _Running(writer.completed())
+        new, errors = _loop(table, todo, config, mode, ablate, backend, writer, running, batch_size, progress)
+        writer.finish()
+        count, acc, psr = running.overall()
+        total_errors = writer.connection.execute(
+            "SELECT count(*) FROM episodes WHERE run_id = ? AND stop_reason = ?", [run_id, STOP_ERROR]
+        ).fetchone()[0]
+        return RunSummary(run_id, str(results), count, new, acc, psr, total_errors, running.per_source())
+    finally:
+        writer.close()
+        if own_backend:
+            backend.close()
+
+
+def _episodes(table, todo: list[int], config: EvalConfig, mode: Mode, ablate) -> Iterator[Any]:
+    for index in todo:
+        row = table[index]
+        if ablate is not None:
+            row = ablate(row, config.seed)
+        yield mode.make_episode(row, config)
+
+
+def _loop(table, todo, config, mode, ablate, backend, writer, running, batch_size, progress) -> tuple[int, int]:
+    queue = _episodes(table, todo, config, mode, ablate)
+    live: list[Any] = []
+    finished = errors = 0
+    bar = tqdm(total=len(todo), desc=f"eval {config.mode} {backend.model_name}", unit="ep", disable=not progress)
+    try:
+        while True:
+            while len(live) < batch_size:
+                episode = next(queue, None)
+                if episode is None:
+                    break
+                live.append(episode)
+            if not live:
+                break
+            requests = [mode.make_request(episode, episode.observe()) for episode in live]
+            generations = backend.generate(requests)
+            turns, ended = [], []
+            for episode, generation in zip(live, generations):
+                turn = episode.step_error(generation.error) if generation.error else episode.step(generation.text)
+                turns.append(_turn_row(writer.run.run_id, episode, turn, generation.latency_s))
+                if episode.done:
+                    result = episode.result
+                    ended.append(_episode_row(writer.run.run_id, result))
+                    running.add(result)
+                    errors += result.stop_reason == STOP_ERROR
+            writer.write(turns, ended)
+            live = [episode for episode in live if not episode.done]
+            if ended:
+                finished += len(ended)
+                bar.update(len(ended))
+                _, acc, psr = running.overall()
+                if acc is not None:
+                    bar.set_postfix_str(f"acc {acc:.1f}% psr {psr:.2f}", refresh=False)
+    finally:
+        bar.close()
+    return finished, errors
