@@ -54,7 +54,7 @@ def test_sample_is_native_ndjson(raw):
     assert record["key_id"].isdigit() and record["timestamp"].endswith(" UTC")
     for xs, ys in record["drawing"]:  # simplified: integer points in 0..255, aligned to the top left
         assert len(xs) == len(ys) and all(isinstance(v, int) and 0 <= v <= 255 for v in xs + ys)
-    points = [v for stroke in record["drawing"] for v in stroke[0]] + [v for stroke in record["drawing"] for v in stroke[1]]
+    points = [v for stroke in record["drawing"] for axis in stroke for v in axis]
     assert min(points) == 0 and max(points) == 255
 
 
@@ -111,9 +111,12 @@ def test_splits_are_disjoint_and_follow_file_order(built, raw):
         eligible = [
             int(r["key_id"]) for r in file_records(raw, word) if r["recognized"] and len(r["drawing"]) >= 2
         ]
-        ours = lambda split_rows: [r["source_id"] for r in split_rows if json.loads(r["meta"])["word"] == word]  # noqa: E731
-        assert ours(test) == eligible[: quickdraw.TEST_PER_CLASS]
-        assert ours(train) == eligible[quickdraw.TEST_PER_CLASS: quickdraw.TEST_PER_CLASS + PER_SOURCE]
+        ours = {
+            name: [r["source_id"] for r in split_rows if json.loads(r["meta"])["word"] == word]
+            for name, split_rows in (("test", test), ("train", train))
+        }
+        assert ours["test"] == eligible[: quickdraw.TEST_PER_CLASS]
+        assert ours["train"] == eligible[quickdraw.TEST_PER_CLASS: quickdraw.TEST_PER_CLASS + PER_SOURCE]
     # the sample's unrecognized and one-stroke drawings are never used
     unused = {int(r["key_id"]) for w in quickdraw.SAMPLE_WORDS for r in file_records(raw, w)
               if not r["recognized"] or len(r["drawing"]) < 2}

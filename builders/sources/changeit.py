@@ -38,6 +38,7 @@ from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..runner import ItemDropped, rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.changeit import REWIND
+from ._common import choose_categories, sentence
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 LABELS = {0: "background/noannotation", 1: "state1", 2: "action", 3: "state2"}
@@ -95,9 +96,9 @@ QUESTION_TYPES = (
 )
 
 
-def sentence(text: str) -> str:
-    text = text.replace("_", " ").strip()
-    return text[:1].upper() + text[1:].lower() + "."
+def category_text(name: str) -> str:
+    """The paper's style from a DIR_NAME or ACTION_NAME: boil_milk → "Boil milk."."""
+    return sentence(name.replace("_", " "))
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def read_labels(path: Path) -> list[int]:
             try:
                 second, label = (int(v) for v in row)
             except ValueError:
-                raise EntryError(f"{path}:{number}: malformed CSV line {','.join(row)!r}; expected <second>,<label>") from None
+                text = ",".join(row)
+                raise EntryError(f"{path}:{number}: malformed CSV line {text!r}; expected <second>,<label>") from None
             if second != len(labels) or label not in LABELS:
                 raise EntryError(f"{path}:{number}: malformed CSV line {','.join(row)!r}; expected second "
                                  f"{len(labels)} and a label in 0..3")
@@ -276,9 +278,7 @@ class ChangeItSource(RawSource):
         max_steps = waits + 2
         names = [x.dir_name if qtype.name == "object" else x.action_name for x in _categories(root)]
         answer_name = c.category.dir_name if qtype.name == "object" else c.category.action_name
-        others = sorted({n for n in names if sentence(n) != sentence(answer_name)})
-        categories = [sentence(n) for n in [answer_name, *rng.sample(others, 3)]]
-        rng.shuffle(categories)
+        categories = choose_categories(rng, category_text(answer_name), (), [category_text(n) for n in names])
         options = [REWIND, qtype.wait_option, rng.choice(ABSTAIN)]
         rng.shuffle(options)
         media = root / c.media
@@ -298,7 +298,7 @@ class ChangeItSource(RawSource):
             prompt=rng.choice(qtype.questions),
             options=options,
             categories=categories,
-            answer=sentence(answer_name),
+            answer=category_text(answer_name),
             extra={
                 "step_size": step, "max_steps": max_steps, "question_type": qtype.name,
                 "category": c.category.dir_name, "video_id": c.video_id, "annotation": c.annotation,

@@ -34,6 +34,7 @@ from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..runner import rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.coco import MOVE_OPTIONS, ZOOM_OPTION
+from ._common import choose_categories, draw_object, encode, scene, sentence
 
 SPLIT_FOLDERS = {"test": "val2014", "train": "train2014"}
 MIN_AREA, MAX_AREA = 0.02, 0.4  # box area / image area
@@ -61,7 +62,7 @@ ABSTAIN = ("I cannot answer this question.", "I cannot tell.", "I do not know wh
 
 
 def category_text(name: str) -> str:
-    return name[:1].upper() + name[1:].lower() + "."
+    return sentence(name)
 
 
 @dataclass(frozen=True)
@@ -232,12 +233,11 @@ class COCOSource(RawSource):
             return None
         category = categories[annotation["category_id"]]
         answer = category["name"]
-        same = sorted(n for n in by_super[category.get("supercategory", "")] if n != answer)
-        negatives = rng.sample(same, min(3, len(same)))
-        rest = [n for n in names if n != answer and n not in negatives]
-        negatives += rng.sample(rest, 3 - len(negatives))
-        labels = [category_text(n) for n in [answer, *negatives]]
-        rng.shuffle(labels)
+        # the paper's negatives are CLIP-mined; here: the same supercategory first, then any category
+        labels = choose_categories(
+            rng, category_text(answer), [category_text(n) for n in by_super[category.get("supercategory", "")]],
+            [category_text(n) for n in names],
+        )
         options = [*move_options(direction), rng.choice(ABSTAIN)]
         rng.shuffle(options)
         folder = SPLIT_FOLDERS[config.split]
@@ -302,36 +302,18 @@ def coco_categories() -> list[dict]:
     return [{"supercategory": sc, "id": i, "name": n} for i, (n, sc) in zip(ids, names)]
 
 
-def _scene(rng, box: tuple[int, int, int, int], colour: tuple[int, int, int]) -> bytes:
-    """A photo-like JPEG: sky and ground gradients, texture noise, clutter and a shaded object in `box`."""
-    import numpy as np
-    from PIL import Image, ImageDraw, ImageFilter
+def _scene(rng, box: tuple[int, int, int, int]) -> bytes:
+    """A photo-like JPEG: the shared procedural background with clutter and the object in `box`."""
+    from PIL import ImageDraw, ImageFilter
 
     w, h = SAMPLE_SIZE
-    horizon = rng.randint(h // 3, 2 * h // 3)
-    rows = np.linspace(0, 1, h)[:, None, None]
-    sky = np.array([rng.randint(120, 200), rng.randint(160, 220), 235]) * (1 - 0.4 * rows)
-    ground = np.array([rng.randint(80, 140), rng.randint(90, 130), rng.randint(50, 90)]) * (0.7 + 0.5 * rows)
-    pixels = np.where(np.arange(h)[:, None, None] < horizon, sky, ground) * np.ones((1, w, 1))
-    noise = np.random.default_rng(rng.randrange(2**32)).normal(0, 6, pixels.shape)
-    image = Image.fromarray(np.clip(pixels + noise, 0, 255).astype("uint8"))
+    image = scene(rng, SAMPLE_SIZE, horizon=rng.uniform(0.35, 0.65))
     draw = ImageDraw.Draw(image)
-    for _ in range(rng.randint(2, 5)):  # clutter away from the object
-        cx, cy, r = rng.randint(0, w), rng.randint(horizon - 20, h), rng.randint(6, 30)
-        shade = tuple(rng.randint(40, 120) for _ in range(3))
-        draw.rectangle([cx - r, cy - r // 2, cx + r, cy + r // 2], fill=shade)
-    x0, y0, x1, y1 = box
-    for k in range(6):  # shading: darker rim, lighter core
-        inset_x, inset_y = (x1 - x0) * k / 14, (y1 - y0) * k / 14
-        tone = tuple(min(255, int(c * (0.55 + 0.09 * k))) for c in colour)
-        draw.ellipse([x0 + inset_x, y0 + inset_y, x1 - inset_x, y1 - inset_y], fill=tone)
-    hx, hy = x0 + (x1 - x0) * rng.uniform(0.15, 0.35), y0 + (y1 - y0) * 0.25
-    draw.ellipse([hx - (x1 - x0) * 0.15, hy - (y1 - y0) * 0.2, hx + (x1 - x0) * 0.15, hy + (y1 - y0) * 0.2],
-                 fill=tuple(int(c * 0.8) for c in colour))
-    image = image.filter(ImageFilter.GaussianBlur(0.6))
-    buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=90)
-    return buffer.getvalue()
+    for _ in range(rng.randint(2, 4)):  # small clutter, drawn first so the object stays whole
+        cx, cy, r = rng.randint(0, w), rng.randint(0, h), rng.randint(5, 14)
+        draw_object(draw, rng, (cx - r, cy - r, cx + r, cy + r))
+    draw_object(draw, rng, box)
+    return encode(image.filter(ImageFilter.GaussianBlur(0.6)), "JPEG")
 
 
 def _polygon(box: tuple[int, int, int, int]) -> list[float]:
@@ -360,9 +342,8 @@ def write_coco_sample(out: Path, per_split: int, seed: int) -> None:
                 x0, y0 = rng.randint(0, w - bw), rng.randint(0, h - bh)
                 boxes.append((x0, y0, x0 + bw, y0 + bh))
             category = rng.choice(categories)
-            colour = tuple(rng.randint(60, 230) for _ in range(3))
             file_name = f"COCO_{folder}_{image_id:012d}.jpg"
-            (out / folder / file_name).write_bytes(_scene(rng, boxes[0], colour))
+            (out / folder / file_name).write_bytes(_scene(rng, boxes[0]))
             images.append({
                 "license": rng.randint(1, 8), "file_name": file_name,
                 "coco_url": f"http://images.cocodataset.org/{folder}/{file_name}", "height": h, "width": w,

@@ -27,6 +27,7 @@ from typing import Any, Iterator
 from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..runner import rng_for
 from ..scenarios import Entry, EntryError
+from ._common import choose_categories, sentence
 
 SUFFIX = ".ndjson"
 CONSOLE_PREFIX = "full_simplified_"
@@ -78,7 +79,7 @@ ABSTAIN = (
 
 def category_text(word: str) -> str:
     """The reference's category style: sentence case with a period ("The eiffel tower.")."""
-    return word[:1].upper() + word[1:].lower() + "."
+    return sentence(word)
 
 
 @dataclass(frozen=True)
@@ -204,7 +205,8 @@ class QuickDrawSource(RawSource):
         return files
 
     def items(self, root: Path, config: BuildConfig) -> Iterator[WorkItem]:
-        start, stop = (0, TEST_PER_CLASS) if config.split == "test" else (TEST_PER_CLASS, TEST_PER_CLASS + TRAIN_PER_CLASS)
+        start = 0 if config.split == "test" else TEST_PER_CLASS
+        stop = TEST_PER_CLASS if config.split == "test" else TEST_PER_CLASS + TRAIN_PER_CLASS
         for word, path in self.category_files(root).items():
             yield from self._file_items(root, word, path, start, stop)
 
@@ -236,9 +238,9 @@ class QuickDrawSource(RawSource):
         where = f"{root / candidate.file}:{candidate.line_number}"
         drawing = parse_drawing(candidate.line, candidate.word, where)
         rng = rng_for(config.seed, self.name, drawing.key_id)
-        others = sorted(w for w in _words(root) if w != drawing.word)
-        categories = [category_text(w) for w in [drawing.word, *rng.sample(others, 3)]]
-        rng.shuffle(categories)
+        # [paper] random other classes as negatives
+        others = [category_text(w) for w in _words(root)]
+        categories = choose_categories(rng, category_text(drawing.word), (), others)
         options = [rng.choice(PROACTIVE), rng.choice(ABSTAIN)]
         rng.shuffle(options)
         template = f"quickdraw/{drawing.word}/{drawing.key_id}/{{image}}.png"
