@@ -211,3 +211,16 @@ def test_bad_folder_and_train_split(copy, tmp_path):
     (copy / "categories.csv").write_text("DIR_NAME,ACTION_NAME\napple\n")
     with pytest.raises(ValueError, match=r"categories\.csv:2: malformed CSV line"):
         runner.build_source("changeit", copy, tmp_path / "out", progress=False)
+
+
+def test_question_pools_follow_the_paper():
+    """[paper] 15 object and 11 action questions; each wait option is the reference's FORWARD ("Wait for the")."""
+    from proactivebench.actions import is_abstain, parse_action
+
+    sizes = {q.name: len(set(q.questions)) for q in changeit.QUESTION_TYPES}
+    assert sizes == {"object": 15, "action": 11}
+    for question_type in changeit.QUESTION_TYPES:
+        assert question_type.wait_option.startswith("Wait for the")
+        assert parse_action(question_type.wait_option, ("stop", "rewind", "forward")) == "forward"
+    assert parse_action(REWIND, ("stop", "rewind", "forward")) == "rewind"
+    assert all(is_abstain(text) for text in changeit.ABSTAIN)

@@ -208,3 +208,23 @@ def test_missing_annotation_file(copy, tmp_path):
     (copy / "annotations" / "instances_val2014.json").write_text("{not json")
     with pytest.raises(ValueError, match="not a valid annotation file"):
         runner.build_source("coco", copy, tmp_path / "out", progress=False)
+
+
+def test_plans_for_every_direction_keep_the_reference_geometry():
+    """Each direction on a mid-image box: the start view is low-IoU, the last one holds the box (protocol §4.7)."""
+    import random
+
+    box = (200, 150, 420, 330)
+    for direction in coco.DIRECTIONS:
+        for g in (3, 4, 5):
+            plan = coco.plan_crop(box, 640, 480, direction, g, random.Random(f"{direction}{g}"))
+            assert plan is not None, direction
+            meta = {"crop": plan["crop"], "direction": direction}
+            h0, v0 = plan["horizontal_step"], plan["vertical_step"]
+            assert reference_view(meta, h0, v0) == plan["start"]
+            assert coco.iou(plan["start"], box) <= coco.MAX_START_IOU
+            moves = g if direction == "zoom" else g - 1
+            hs = h0 * (moves + 1) if any(d in direction for d in ("left", "right", "zoom")) else h0
+            vs = v0 * (moves + 1) if any(d in direction for d in ("up", "down", "zoom")) else v0
+            left, top, right, lower = reference_view(meta, hs, vs)
+            assert left <= box[0] and top <= box[1] and right >= box[2] and lower >= box[3], direction

@@ -188,3 +188,14 @@ def test_malformed_line_is_skipped_and_reported(broken, built, tmp_path):
     assert [r["source_id"] for r in rows(out)] == [r["source_id"] for r in rows(built)]
     # the train build does not report a line that lies in the test stretch
     assert runner.build_source("quickdraw", broken, out, split="train", progress=False).skipped == []
+
+
+def test_option_pools_parse_like_the_reference():
+    """[paper] 13 proactive options; the reference's parser asserts on two DETAILS keys in one option (§10.9)."""
+    from proactivebench.actions import is_abstain, parse_action
+
+    assert len(set(quickdraw.PROACTIVE)) == 13
+    for text in quickdraw.PROACTIVE:
+        assert sum(key in text.lower() for key in ("details", "quickdraw", "drawing", "sketch")) == 1, text
+        assert not is_abstain(text) and parse_action(text, QuickDrawScenario.action_space) == "details"
+    assert all(is_abstain(text) for text in quickdraw.ABSTAIN)
