@@ -220,10 +220,11 @@ def card_configs(root: Path | str) -> list[dict]:
         entries = []
         for split in [s for s in SPLITS if s in splits]:
             entries.append({"split": split, "path": f"data/{pattern_source}/{split}-*.parquet"})
-        if "test" in splits and "excluded" in splits:
-            entries.append(
-                {"split": "full", "path": [f"data/{pattern_source}/{s}-*.parquet" for s in ("test", "excluded")]}
-            )
+        # `full` wherever there is a pool, also when the filter kept (or removed) a whole source, e.g. ROD 88 -> 88:
+        # only existing splits are listed, since a pattern that matches no file fails `load_dataset`.
+        pool = [s for s in ("test", "excluded") if s in splits]
+        if pool:
+            entries.append({"split": "full", "path": [f"data/{pattern_source}/{s}-*.parquet" for s in pool]})
         return entries
 
     all_splits = {split for splits in on_disk.values() for split in splits}

@@ -70,6 +70,7 @@ def test_published_folder_loads_back_every_way(folder, capsys):
     full = datasets.load_dataset(str(folder), split="full")
     assert len(full) == 11 and len(set(full["sample_id"])) == 11
     assert len(datasets.load_dataset(str(folder), "full", split="full")) == 11
+    assert len(datasets.load_dataset(str(folder), "rod", split="full")) == 2  # a source the filter kept whole
     stream = datasets.load_dataset(str(folder), "quickdraw", split="test", streaming=True)
     row = next(iter(stream))
     assert row["sample_id"] == "quickdraw-000000" and row["frames"][0].size[0] > 0
