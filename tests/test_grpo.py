@@ -159,3 +159,20 @@ def test_reward_log_callback_writes_jsonl_and_warns_on_blind_proactiveness(tmp_p
     assert lines == [{"step": 7, **blind}]
     assert "step 7: reward 1.000, valid moves 100%, answers 0%" in caplog.text
     assert "blind proactiveness" in caplog.text
+
+
+def test_load_episodes_sees_a_rebuilt_folder(imported_dir, tmp_path):
+    """Two folders of the same name, and one rewritten: each load reads the shards as they are now."""
+    from proactivebench.eval.grpo import load_episodes
+    from proactivebench.store import iter_rows, write_split
+
+    rows = list(iter_rows(imported_dir, ["coco"], "test")) + list(iter_rows(imported_dir, ["coco"], "excluded"))
+    first, second = tmp_path / "a" / "bench", tmp_path / "b" / "bench"
+    write_split(first, "coco", "train", rows[:1])
+    write_split(second, "coco", "train", rows)
+    assert (len(load_episodes(first)), len(load_episodes(second))) == (1, 4)
+    write_split(first, "coco", "train", rows[:3])
+    assert len(load_episodes(first)) == 3
+    assert len(load_episodes(second, sources=["coco"])) == 4
+    with pytest.raises(ValueError, match="no 'train' split for quickdraw"):
+        load_episodes(second, sources=["quickdraw"])
