@@ -24,8 +24,10 @@ from pathlib import Path
 
 CHILD = r"""
 import json, resource, sys, time
-from proactivebench.builders.runner import build_source
+from proactivebench.builders.runner import build_source, get_raw_source
 source, raw, out, num_proc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+get_raw_source(source)  # imports every source module: a one-off cost, not throughput
+import PIL.Image; PIL.Image.init()
 start = time.perf_counter()
 report = build_source(source, raw, out, num_proc=num_proc, progress=False)
 seconds = time.perf_counter() - start

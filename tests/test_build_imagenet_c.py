@@ -86,3 +86,50 @@ def test_missing_severity_and_truncated_image_are_bad_input(raw, tmp_path):
     reasons = sorted(s.reason for s in report.skipped)
     assert len(reasons) == 2 and any(victim.name in r and "does not decode" in r for r in reasons)
     assert any("pixelate" in r and "missing severity level(s) [3]" in r for r in reasons)
+
+
+def write_clean_val(folder, wnids=("n02085620", "n02111500"), per_class=2):
+    """Clean validation images in wnid folders (ImageFolder style), 300x260 like a small photo."""
+    import random
+
+    from PIL import ImageDraw
+
+    from proactivebench.builders.sources._common import draw_object, encode, scene
+
+    for w, wnid in enumerate(wnids):
+        for k in range(per_class):
+            rng = random.Random(f"{wnid}{k}")
+            image = scene(rng, (300, 260))
+            draw_object(ImageDraw.Draw(image), rng, (90, 60, 210, 220))
+            path = folder / "val" / wnid / f"ILSVRC2012_val_{w * 10 + k + 1:08d}.JPEG"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(encode(image, "JPEG", 90))
+    return folder
+
+
+def test_generated_corruptions_from_clean_images(tmp_path, monkeypatch):
+    pytest.importorskip("imagecorruptions", reason="optional: pip install --no-deps imagecorruptions-imaug")
+    from proactivebench.builders.sources import imagenet_c
+
+    monkeypatch.setattr(imagenet_c, "BENCHMARK_CORRUPTIONS", ("gaussian_noise", "motion_blur", "contrast"))
+    raw = write_clean_val(tmp_path / "clean")
+    report = build("imagenet_c", raw, tmp_path / "a", seed=1)
+    build("imagenet_c", raw / "val", tmp_path / "b", seed=1)
+    assert report.episodes == 4 and report.images == 4 * 6  # levels 5..1 and the clean reference
+    shard = "data/imagenet_c/test-00000-of-00001.parquet"
+    assert (tmp_path / "a" / shard).read_bytes() == (tmp_path / "b" / shard).read_bytes()
+    for record in episodes(tmp_path / "a", "imagenet_c"):
+        assert_frames_decode(record)
+        assert record.meta["generated"] and record.meta["quality_answer"] == FIX_FOR[record.meta["corruption"]]
+        assert record.frames[record.reference_frame].name == record.meta["image_template"].format(level=0)
+        assert {f.open().size for f in record.frames} == {(224, 224)}
+        assert frame_name(record, record.first_state).split("/")[1] == "5"
+
+
+def test_generation_without_the_package_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "imagecorruptions", None)  # import fails as if not installed
+    raw = write_clean_val(tmp_path / "clean", per_class=1)
+    with pytest.raises(ValueError, match="pip install --no-deps imagecorruptions-imaug"):
+        build("imagenet_c", raw, tmp_path / "out")

@@ -75,6 +75,19 @@ class FileReader:
             raise EntryError(f"{where}: missing image file {full}") from None
 
 
+class MemoryReader:
+    """Serves frames a builder generated in memory (e.g. corruptions), by template path."""
+
+    def __init__(self, frames: dict[str, bytes]):
+        self.frames = frames
+
+    def read(self, path: str, where: str) -> bytes:
+        try:
+            return self.frames[path]
+        except KeyError:
+            raise EntryError(f"{where}: no generated frame {path!r}") from None
+
+
 def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 

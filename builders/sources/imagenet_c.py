@@ -13,12 +13,22 @@ when present (Kaggle's file: `n01440764 tench, Tinca tinca` per line), else the 
 first lemma in the paper's style (`Great_pyrenees.`); the hard negatives are the classes nearest in that order
 (WordNet order keeps related classes together: dog breeds, birds, vehicles). A wnid outside the mapping is bad
 input.
+
+Without ImageNet-C, `--raw-dir` may instead hold clean ImageNet validation images in wnid folders
+(`val/<wnid>/ILSVRC2012_val_*.JPEG`, or the wnid folders themselves): the corruptions are then generated per
+episode with `imagecorruptions-imaug` exactly as `make_imagenet_c.py` prepares them (Resize 256, CenterCrop 224,
+JPEG quality 85; numpy seeded per image and level, so builds repeat), one of the 15 benchmark corruptions per
+episode, and the reference is the clean image (stored as level 0: `<corruption>/0/<wnid>/<file>`). Install it
+with `pip install --no-deps imagecorruptions-imaug && pip install numba scikit-image scipy` (its declared
+`opencv-python` clashes with the `opencv-python-headless` this project uses, which provides the same `cv2`).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -28,7 +38,7 @@ from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..runner import rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.imagenet_c import LEVELS
-from ._common import FileReader, choose_categories, encode, sentence
+from ._common import FileReader, MemoryReader, choose_categories, encode, sentence
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +60,13 @@ FIXES = {
 }
 FIX_FOR = {corruption: fix for fix, corruptions in FIXES.items() for corruption in corruptions}
 CORRUPTIONS = tuple(FIX_FOR)
+# The 15 benchmark corruptions (the 4 extra ones are validation-only in ImageNet-C).
+BENCHMARK_CORRUPTIONS = (
+    "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
+    "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate", "jpeg_compression",
+)
+CLEAN_LEVEL = 0  # generated mode: the clean image, the reference
+WNID = re.compile(r"^n\d{8}$")
 ABSTAINS = ("I cannot tell.", "I cannot answer this question.", "I do not know.")
 QUESTIONS = (
     "What is the object in the image?", "What is shown in this image?", "What is the main subject of the image?",
@@ -96,7 +113,15 @@ class ImageNetCSource(RawSource):
             if found:
                 log.info("imagenet_c: found %s (%s)", what, ", ".join(found))
                 return candidate
-        raise EntryError(f"{raw_dir}: no ImageNet-C corruption folders (e.g. gaussian_noise/5/<wnid>/)")
+        for candidate in (raw_dir / "val", raw_dir):
+            if is_clean_folder(candidate):
+                corruption_function()  # a missing optional dependency stops here, whatever --on-error says
+                log.info("imagenet_c: found clean validation images in %s; generating the corruptions", candidate)
+                return candidate
+        raise EntryError(
+            f"{raw_dir}: no ImageNet-C corruption folders (e.g. gaussian_noise/5/<wnid>/) "
+            "nor clean validation images in wnid folders (val/<wnid>/*.JPEG)"
+        )
 
     def _mapping_path(self, root: Path) -> str | None:
         for path in (root / MAPPING_FILE, root.parent / MAPPING_FILE):
@@ -107,9 +132,12 @@ class ImageNetCSource(RawSource):
     def items(self, root: Path, config: BuildConfig) -> Iterator[WorkItem]:
         if config.split != "test":
             raise EntryError("imagenet_c has only a test split (built from ImageNet validation images)")
-        corruptions = [c for c in CORRUPTIONS if (root / c / str(FIRST_LEVEL)).is_dir()]
-        wnids = sorted({w for c in corruptions for w in os.listdir(root / c / str(FIRST_LEVEL))})
         mapping = self._mapping_path(root)
+        corruptions = [c for c in CORRUPTIONS if (root / c / str(FIRST_LEVEL)).is_dir()]
+        if not corruptions:
+            yield from self._clean_items(root, config, mapping)
+            return
+        wnids = sorted({w for c in corruptions for w in os.listdir(root / c / str(FIRST_LEVEL))})
         for class_number, wnid in enumerate(wnids):
             rng = rng_for(config.seed, self.name, wnid)
             # One folder listing per corruption for this class only: memory does not grow with the source.
@@ -132,16 +160,38 @@ class ImageNetCSource(RawSource):
                     "file": name, "mapping": mapping,
                 })
 
+    def _clean_items(self, root: Path, config: BuildConfig, mapping: str | None) -> Iterator[WorkItem]:
+        wnids = sorted(p.name for p in root.iterdir() if p.is_dir() and WNID.match(p.name))
+        for class_number, wnid in enumerate(wnids):
+            rng = rng_for(config.seed, self.name, wnid)
+            files = sorted(f for f in os.listdir(root / wnid) if f.lower().endswith((".jpeg", ".jpg", ".png")))
+            chosen = rng.sample(files, min(SAMPLES_PER_CLASS, len(files)))
+            order = list(BENCHMARK_CORRUPTIONS)
+            rng.shuffle(order)
+            for k, name in enumerate(chosen):
+                corruption = order[k % len(order)]
+                yield WorkItem(f"{corruption}/{wnid}/{name}", {
+                    "id": class_number * SAMPLES_PER_CLASS + k, "corruption": corruption, "wnid": wnid,
+                    "file": name, "mapping": mapping, "clean": f"{wnid}/{name}",
+                })
+
     def to_entry(self, root: Path, item: WorkItem, config: BuildConfig):
         p = item.payload
-        where = str(root / p["corruption"] / str(FIRST_LEVEL) / p["wnid"] / p["file"])
+        generated = "clean" in p
+        where = str(root / (p["clean"] if generated else f"{p['corruption']}/{FIRST_LEVEL}/{p['wnid']}/{p['file']}"))
         order, names, position_of = mapping_index(p["mapping"])
         if p["wnid"] not in names:
             raise EntryError(f"{where}: unknown wnid {p['wnid']!r} (not in {p['mapping'] or 'the shipped mapping'})")
         template = f"{p['corruption']}/{{level}}/{p['wnid']}/{p['file']}"
-        missing = [level for level in LEVELS if not (root / template.format(level=level)).is_file()]
-        if missing:
-            raise EntryError(f"{where}: missing severity level(s) {missing} of this image")
+        if generated:
+            frames = generate_levels((root / p["clean"]).read_bytes(), p["corruption"], where,
+                                     seed=rng_for(config.seed, self.name, "corrupt", item.key).getrandbits(31))
+            reader = MemoryReader({template.format(level=level): data for level, data in frames.items()})
+        else:
+            missing = [level for level in LEVELS if not (root / template.format(level=level)).is_file()]
+            if missing:
+                raise EntryError(f"{where}: missing severity level(s) {missing} of this image")
+            reader = FileReader(root)
         rng = rng_for(config.seed, self.name, item.key)
         answer = category_name(names[p["wnid"]])
         position = position_of[p["wnid"]]
@@ -155,15 +205,15 @@ class ImageNetCSource(RawSource):
             image_template=template,
             first_image=FIRST_LEVEL,
             num_images=FIRST_LEVEL - REFERENCE_LEVEL + 1,
-            reference_image=REFERENCE_LEVEL,
+            reference_image=CLEAN_LEVEL if generated else REFERENCE_LEVEL,
             prompt=rng.choice(QUESTIONS),
             options=options,
             categories=choose_categories(rng, answer, near),
             answer=answer,
-            extra={"quality_answer": fix, "corruption": p["corruption"], "wnid": p["wnid"]},
+            extra={"quality_answer": fix, "corruption": p["corruption"], "wnid": p["wnid"], "generated": generated},
             where=where,
         )
-        return entry, FileReader(root)
+        return entry, reader
 
     # --- sample ------------------------------------------------------------------------------------------
 
@@ -185,6 +235,58 @@ class ImageNetCSource(RawSource):
                 path = out / corruption / str(level) / wnid / name
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_bytes(encode(corrupt(clean, corruption, level), "JPEG", 85))
+
+
+def is_clean_folder(folder: Path) -> bool:
+    """Clean validation images in wnid folders (torchvision `ImageFolder` style)?"""
+    if not folder.is_dir():
+        return False
+    for child in sorted(folder.iterdir())[:5]:
+        if child.is_dir() and WNID.match(child.name) and any(
+            f.suffix.lower() in (".jpeg", ".jpg", ".png") for f in child.iterdir()
+        ):
+            return True
+    return False
+
+
+def corruption_function():
+    try:
+        from imagecorruptions import corrupt
+    except ImportError:
+        raise ValueError(
+            "generating ImageNet-C from clean images needs imagecorruptions-imaug: pip install --no-deps "
+            "imagecorruptions-imaug && pip install numba scikit-image scipy"
+        ) from None
+    return corrupt
+
+
+def generate_levels(clean: bytes, corruption: str, where: str, seed: int) -> dict[int, bytes]:
+    """{0: clean, 1..5: corrupted} JPEGs (quality 85) of a validation image, prepared as make_imagenet_c.py."""
+    import numpy as np
+    from PIL import Image
+
+    corrupt = corruption_function()
+    try:
+        with Image.open(io.BytesIO(clean)) as image:
+            image = image.convert("RGB")
+    except Exception as error:
+        raise EntryError(f"{where}: image does not decode: {error}") from None
+    width, height = image.size
+    scale = 256 / min(width, height)  # Resize(256): the short side to 256
+    image = image.resize((max(256, round(width * scale)), max(256, round(height * scale))), Image.BILINEAR)
+    left, top = (image.width - 224) // 2, (image.height - 224) // 2
+    image = image.crop((left, top, left + 224, top + 224))  # CenterCrop(224)
+    pixels = np.asarray(image)
+    frames = {CLEAN_LEVEL: encode(image, "JPEG", 85)}
+    state = np.random.get_state()
+    try:
+        for level in LEVELS:
+            np.random.seed((seed + level) % 2**32)  # the library draws from numpy's global generator
+            corrupted = np.uint8(np.clip(corrupt(pixels, corruption_name=corruption, severity=level), 0, 255))
+            frames[level] = encode(Image.fromarray(corrupted), "JPEG", 85)
+    finally:
+        np.random.set_state(state)
+    return frames
 
 
 SAMPLE_CORRUPTIONS = ("gaussian_noise", "defocus_blur", "brightness", "contrast", "pixelate", "jpeg_compression")
