@@ -13,13 +13,11 @@ Decisions, documented once here and in the docs:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from proactivebench.sources import SOURCE_NAMES, SOURCES
 
-log = logging.getLogger(__name__)
 
 # config_json keys that make a run a different experiment, with the value that means "the default" (left out of
 # the run label so old runs without the key group with new runs that record the default). Add a key here when a
