@@ -309,6 +309,7 @@ class ChangeItSource(RawSource):
         return entry, reader
 
     def write_sample(self, out: Path, per_source: int, seed: int) -> None:
+        """`per_source` annotated videos, two episodes each (object and action question)."""
         write_changeit_sample(out, max(1, per_source), seed)
 
 

@@ -261,6 +261,7 @@ class COCOSource(RawSource):
         return Entry.from_json(candidate.record, f"{root / candidate.file_name}"), DirFrameReader(root)
 
     def write_sample(self, out: Path, per_source: int, seed: int) -> None:
+        """`per_source` qualifying images per split (val2014 → test, train2014 → train)."""
         write_coco_sample(out, max(1, per_source), seed)
 
 

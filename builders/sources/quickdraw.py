@@ -265,6 +265,8 @@ class QuickDrawSource(RawSource):
         return entry, reader
 
     def write_sample(self, out: Path, per_source: int, seed: int) -> None:
+        """5 category files; the test split always takes 10 drawings per class, so `per_source` more per class
+        feed the train split."""
         write_ndjson_sample(out, TEST_PER_CLASS + max(1, per_source), seed)
 
 
