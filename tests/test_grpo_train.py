@@ -1,4 +1,5 @@
-"""Two GRPO steps on the CPU with the tiny random-weight LLaVA, the adapter saved, then evaluated as hf:<base>+<adapter>."""
+"""Two GRPO steps on the CPU with the tiny random-weight LLaVA on the sample data's train split, the adapter
+saved, then evaluated by `proactivebench eval --model hf:<base>+<adapter>`."""
 
 import json
 
@@ -62,25 +63,20 @@ def test_reward_logged_every_step(trained):
         assert all(0.0 <= p <= 1.0 for p in parts) and sum(parts) <= 1.0 + 1e-6
 
 
-def test_saved_adapter_evaluates(trained, train_bench, tiny_llava_dir):
-    """The adapter loads on its base through the hf backend and plays whole episodes."""
-    import datasets
+def test_saved_adapter_evaluates_with_the_eval_command(trained, train_bench, tiny_llava_dir, tmp_path):
+    """`proactivebench eval --model hf:<base>+<adapter>` plays the test episodes and records them."""
+    import duckdb
 
-    from proactivebench.eval import Episode
-    from proactivebench.eval.backends import load_backend
-    from proactivebench.eval.backends.base import single_turn
-
-    backend = load_backend(f"hf:{tiny_llava_dir}+{trained}", max_new_tokens=8)
-    try:
-        results = []
-        for row in datasets.load_dataset(str(train_bench), "quickdraw", split="test").select(range(2)):
-            episode = Episode(row)
-            while not episode.done:
-                observation = episode.observe()
-                generation = backend.generate([single_turn(observation.prompt, [observation.image])])[0]
-                assert generation.error == ""
-                episode.step(generation.text)
-            results.append(episode.result)
-    finally:
-        backend.close()
-    assert len(results) == 2 and all(r.num_turns >= 1 and r.stop_reason for r in results)
+    results = tmp_path / "results.duckdb"
+    assert main([
+        "eval", "--dataset", str(train_bench), "--model", f"hf:{tiny_llava_dir}+{trained}", "--results", str(results),
+        "--sources", "quickdraw", "--limit", "2", "--max-new-tokens", "8", "--no-progress",
+    ]) == 0
+    with duckdb.connect(str(results), read_only=True) as db:
+        model, config = db.execute("select model, config_json from runs").fetchone()
+        episodes = db.execute("select sample_id, num_turns, stop_reason from episodes").fetchall()
+        turns = db.execute("select count(*) from turns where error = ''").fetchone()[0]
+    assert model == f"{tiny_llava_dir}+{trained}"
+    assert json.loads(config)["backend"]["adapter"] == str(trained)
+    assert len(episodes) == 2 and all(n >= 1 and reason for _, n, reason in episodes)
+    assert turns == sum(n for _, n, _ in episodes)
