@@ -134,6 +134,7 @@ class TrainRow:
     prompt_tail: str
     confidence: dict[str, Any]
     templated: bool  # the prompt is the reference's MCQA text, so the question was cut from it exactly
+    options_column: list[str]
 
     @property
     def leading(self) -> list[str]:
@@ -172,9 +173,11 @@ def parse_row(record: dict, index: int, where: str, confidence_columns: list[str
     match = _TEMPLATE.match(text)
     if match:
         # The prompt carries the question and the lettered list: keep the question exactly, and check the list.
+        # What the model saw wins; the options column may hold fewer entries but none the prompt does not list.
         listed = [line[3:] for line in match["listing"].splitlines()]
-        if options and listed != options:
-            raise EntryError(f"{where}: the prompt lists {listed!r} but the options column holds {options!r}")
+        strangers = [o for o in options if o not in listed]
+        if strangers:
+            raise EntryError(f"{where}: options {strangers!r} are not among those the prompt lists {listed!r}")
         question, tail = match["question"], match["tail"]
     else:
         listed, question, tail = options, text.strip(), ""
@@ -184,7 +187,7 @@ def parse_row(record: dict, index: int, where: str, confidence_columns: list[str
     return TrainRow(
         index=index, where=where, question=question, listed=listed,
         proactive_actions=list(record.get("proactive_actions") or []), ground_truth=ground_truth.strip(),
-        system_prompt=system, prompt_tail=tail, templated=match is not None,
+        system_prompt=system, prompt_tail=tail, templated=match is not None, options_column=options,
         confidence={c: _confidence_value(record.get(c)) for c in confidence_columns},
     )
 
@@ -270,6 +273,7 @@ def row_to_episode(row: TrainRow, images: list[dict] | None, source: str) -> Epi
             "ground_truth_kind": kind,
             "answer_unknown": unknown,
             "prompt_template": "reference" if row.templated else "other",
+            **({"options_column": row.options_column} if row.options_column != row.listed else {}),
             **({"system_prompt": row.system_prompt} if row.system_prompt else {}),
             **({"prompt_tail": row.prompt_tail} if row.prompt_tail else {}),
             **row.confidence,

@@ -176,3 +176,12 @@ def test_load_episodes_sees_a_rebuilt_folder(imported_dir, tmp_path):
     assert len(load_episodes(second, sources=["coco"])) == 4
     with pytest.raises(ValueError, match="no 'train' split for quickdraw"):
         load_episodes(second, sources=["quickdraw"])
+
+
+def test_help_names_the_paper_defaults(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train-grpo", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "--proactive-reward" in text and "LoRA r 16, alpha 16, dropout 0.1 on q_proj and k_proj" in text
+    assert "accelerate launch" in text and "hf:BASE+OUT" in text

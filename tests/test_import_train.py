@@ -131,13 +131,18 @@ def test_unknown_ground_truth_is_reported_not_guessed(tmp_path):
     assert "Spoon." in report.skipped[0]["reason"]
 
 
-def test_prompt_and_options_column_must_agree(tmp_path):
+def test_the_prompt_listing_wins_over_a_partial_options_column(tmp_path):
     rows = _rows()
-    rows[0] = copy.deepcopy(rows[0])
-    rows[0]["options"] = [QD_MORE, QD_ABSTAIN, *QD_CATEGORIES]
+    rows[0]["options"] = list(QD_CATEGORIES)  # only the categories: the prompt still lists all six
+    rows[2]["options"] = [*COCO_OPTIONS, "Zebra."]  # an option the prompt never showed
     write_train_shards(tmp_path / "authors", rows, num_shards=1)
-    with pytest.raises(EntryError, match="row 0: the prompt lists"):
+    with pytest.raises(EntryError, match=r"row 2: options \['Zebra\.'\] are not among those the prompt lists"):
         import_train(tmp_path / "authors", tmp_path / "bench")
+    report = import_train(tmp_path / "authors", tmp_path / "bench", on_error="skip")
+    assert report.counts == {"quickdraw": 3} and len(report.skipped) == 1
+    row = [r for r in datasets.load_dataset(str(tmp_path / "bench"), split="train") if r["source_id"] == 0][0]
+    assert [o["text"] for o in row["options"]] == [QD_ABSTAIN, QD_MORE] and row["categories"] == QD_CATEGORIES
+    assert json.loads(row["meta"])["options_column"] == QD_CATEGORIES
 
 
 def test_shards_keep_the_authors_column_layout(train_shards):
