@@ -50,6 +50,12 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _by_source() -> str:
+    """ORDER BY term: the paper's source order, unknown sources after, 'all' last."""
+    names = ", ".join(_quote(n) for n in SOURCE_NAMES)
+    return f"coalesce(list_position([{names}], source), {len(SOURCE_NAMES) + 1} + (source = 'all')::INTEGER), source"
+
+
 def _variant_sql() -> str:
     config = "CASE WHEN json_valid(r.config_json) THEN r.config_json END"
     parts = []
@@ -99,22 +105,23 @@ def result_views() -> list[View]:
                 ORDER BY s.started_at DESC NULLS LAST, e.run_id DESC) = 1""",
              "one episode per setting and sample: the latest run wins", public=False),
         View("source_accuracy", f"""
-            SELECT {SETTING_COLUMNS}, setting, source, count(*) AS n,
-                   100 * avg(correct::INTEGER) AS acc, avg(proactive_suggestions) AS psr
-            FROM episode_results WHERE mode <> 'oeg'
-            GROUP BY ALL ORDER BY run, source""",
+            SELECT * FROM (
+                SELECT {SETTING_COLUMNS}, setting, source, count(*) AS n,
+                       100 * avg(correct::INTEGER) AS acc, avg(proactive_suggestions) AS psr
+                FROM episode_results WHERE mode <> 'oeg' GROUP BY ALL)
+            ORDER BY run, {_by_source()}""",
              "acc (%) and psr (mean accepted moves) per run and source, every non-OEG mode", public=False),
         View("table1", _wide(("acc", "psr"), "(SELECT * EXCLUDE (setting) FROM source_accuracy "
                                               "WHERE mode <> 'reference')", SETTING_COLUMNS, "episodes"),
              "Table 1: acc and psr per source and their macro average, one row per run"),
-        View("reference_gap", """
+        View("reference_gap", f"""
             SELECT model, hint, ablation, variant, dataset, source,
                    r.acc AS reference_acc, p.acc AS proactive_acc, r.acc - p.acc AS gap,
                    r.n AS reference_n, p.n AS proactive_n
             FROM (SELECT * FROM source_accuracy WHERE mode = 'reference') r
             LEFT JOIN (SELECT * FROM source_accuracy WHERE mode = 'mcqa') p
                 USING (model, hint, ablation, variant, dataset, source)
-            ORDER BY model, hint, ablation, variant, dataset, source""",
+            ORDER BY model, hint, ablation, variant, dataset, {_by_source()}""",
              "Fig. 3: reference-frame vs proactive (mcqa) accuracy per model and source"),
         View("action_distribution", f"""
             WITH choices AS (
@@ -132,7 +139,7 @@ def result_views() -> list[View]:
                        {', '.join(_action_share(a) for a in ACTIONS)}
                 FROM choices
                 GROUP BY GROUPING SETS (({SETTING_COLUMNS}, source), ({SETTING_COLUMNS})))
-            ORDER BY run, source <> 'all', source""",
+            ORDER BY run, source <> 'all', {_by_source()}""",
              "Fig. 4: share (%) of each choice over every MCQA turn, per run and source ('all' pools them)"),
         View("oeg_results", """
             SELECT s.run, s.model, s.mode, s.hint, s.ablation, s.variant, s.dataset, j.*,
@@ -143,10 +150,12 @@ def result_views() -> list[View]:
                 ORDER BY s.started_at DESC NULLS LAST, j.run_id DESC) = 1""",
              "one judgment per setting, judge and sample (source from the sample id)", public=False),
         View("oeg_source", f"""
-            SELECT {SETTING_COLUMNS}, judge_model, source, count(*) AS n,
-                   100 * avg(category_prediction) AS cc, 100 * avg(proactive_suggestion) AS ps,
-                   100 * avg(aggregate) AS agg
-            FROM oeg_results GROUP BY ALL ORDER BY run, judge_model, source""",
+            SELECT * FROM (
+                SELECT {SETTING_COLUMNS}, judge_model, source, count(*) AS n,
+                       100 * avg(category_prediction) AS cc, 100 * avg(proactive_suggestion) AS ps,
+                       100 * avg(aggregate) AS agg
+                FROM oeg_results GROUP BY ALL)
+            ORDER BY run, judge_model, {_by_source()}""",
              "OEG cc, ps, agg (%) per run, judge and source", public=False),
         View("oeg_table", _wide(("cc", "ps", "agg"), "oeg_source", SETTING_COLUMNS + ", judge_model", "samples"),
              "Table 2: OEG cc, ps and agg per source and their macro average, one row per run and judge"),
@@ -165,12 +174,15 @@ def prediction_views(threshold: float) -> list[View]:
                    avg(correct) AS solve_rate
             FROM per_model GROUP BY sample_id""",
              "first-turn solve rate per sample: share of roster models right", public=False),
-        View("filter_solved", """
+        View("filter_solved", f"""
             WITH per_model AS (
                 SELECT source, sample_id, model, max(correct::INTEGER) AS correct
                 FROM predictions GROUP BY ALL)
-            SELECT source, model, count(*) AS samples, sum(correct)::BIGINT AS solved, 100 * avg(correct) AS solved_pct
-            FROM per_model GROUP BY ALL ORDER BY source, model""",
+            SELECT * FROM (
+                SELECT source, model, count(*) AS samples, sum(correct)::BIGINT AS solved,
+                       100 * avg(correct) AS solved_pct
+                FROM per_model GROUP BY ALL)
+            ORDER BY {_by_source()}, model""",
              "share (%) of samples each roster model solves at the first turn, per source"),
         View("filter_stats", f"""
             SELECT * FROM (
@@ -179,7 +191,7 @@ def prediction_views(threshold: float) -> list[View]:
                        100 * count(*) FILTER (WHERE solve_rate < {threshold!r}) / count(*) AS kept_pct,
                        {threshold!r}::DOUBLE AS threshold
                 FROM prediction_solve_rates GROUP BY ROLLUP (source))
-            ORDER BY source = 'all', source""",
+            ORDER BY {_by_source()}""",
              "per source: samples, roster size and samples kept (solve rate < threshold, as `curate filter`)"),
     ]
 

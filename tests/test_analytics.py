@@ -237,7 +237,7 @@ def test_filter_views_from_prediction_parquet(results_file, tmp_path):
     _check(stats["rod"], dict(samples=2, models=4, kept=0, kept_pct=0.0, threshold=0.25), "rod")
     _check(stats["coco"], dict(samples=2, kept=1, kept_pct=50.0), "coco")
     _check(stats["all"], dict(samples=4, kept=1, kept_pct=25.0), "all")
-    assert list(stats) == ["coco", "rod", "all"]
+    assert list(stats) == ["rod", "coco", "all"]  # the paper's source order, the total last
     assert solved == {("rod", "m1"): 100.0, ("rod", "m2"): 50.0, ("rod", "m3"): 0.0, ("rod", "m4"): 0.0,
                       ("coco", "m1"): 50.0, ("coco", "m2"): 50.0, ("coco", "m3"): 50.0, ("coco", "m4"): 50.0}
     assert loose == {"rod": 1, "coco": 1, "all": 2}
