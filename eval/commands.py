@@ -46,7 +46,9 @@ def _eval(args) -> int:
         dataset=args.dataset, model=args.model, mode=args.mode, hint=args.hint, parser=args.parser,
         ablation=args.ablation, batch_size=args.batch_size, sources=tuple(args.sources) if args.sources else None,
         split=args.split, limit=args.limit, shard=parse_shard(args.shard), seed=args.seed, revision=args.revision,
-        run_id=args.run_id, backend_options=_backend_options(args),
+        run_id=args.run_id, backend_options=_backend_options(args), history=args.history,
+        history_size=args.history_size, shots=args.shots, cot=args.cot, reduce_shots=args.reduce_shots,
+        shot_size=args.shot_size,
     )
     summary = run_eval(config, args.results, progress=not args.no_progress)
     for source, (count, acc, psr) in summary.per_source.items():
@@ -102,6 +104,17 @@ def register(subparsers) -> None:
     parser.add_argument("--ablation", choices=tuple(ABLATIONS),
                         help="invalid-suggestions: proactive options replaced by other scenarios' (paper Fig. 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed for baselines, sampling, OEG sample choice")
+    context = parser.add_argument_group("history and few-shot (mcqa; protocol §5)")
+    context.add_argument("--history", action="store_true",
+                         help="keep every earlier turn (image, prompt, own answer) in a multi-turn chat")
+    context.add_argument("--history-size", type=int, default=224, metavar="PX",
+                         help="short edge of the history images (default 224, the paper's; 0: as stored)")
+    context.add_argument("--shots", type=int, default=0, metavar="K",
+                         help="K solved example episodes of the same source before each episode (paper: 1, 3)")
+    context.add_argument("--cot", action="store_true", help="shot moves carry the scenario's chain-of-thought prefix")
+    context.add_argument("--reduce-shots", action="store_true", help="shots keep their first and last step only")
+    context.add_argument("--shot-size", type=int, metavar="PX",
+                         help="short edge of shot images (default: ROD 512, MVP-N 112, others 224; 0: as stored)")
     parser.add_argument("--run-id", help="use this run id instead of the one derived from the settings")
     parser.add_argument("--export-parquet", metavar="DIR", help="also write every results table as parquet to DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from .ablation import get_ablation
 from .backends import Backend, Request, load_backend, single_turn
 from .engine import STOP_ERROR, Episode, EpisodeResult, Turn
+from .fewshot import ContextOptions, prepare_context
 from .results import ResultsWriter, RunInfo, run_id_for
 
 log = logging.getLogger(__name__)
@@ -147,6 +148,13 @@ class EvalConfig:
     revision: str | None = None
     run_id: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
+    # history / few-shot (eval/history.py, eval/fewshot.py; mcqa only)
+    history: bool = False
+    history_size: int = 224  # short edge of every image in a history chat; 0 keeps the frames
+    shots: int = 0
+    cot: bool = False
+    reduce_shots: bool = False
+    shot_size: int | None = None  # None: the scenario's ICL size
 
     def validate(self) -> "EvalConfig":
         if self.mode not in MODES:
@@ -154,6 +162,7 @@ class EvalConfig:
         if self.ablation and self.mode == "oeg":
             raise ValueError("--ablation applies to the multiple-choice modes, not oeg")
         get_ablation(self.ablation)
+        ContextOptions.of(self).validate(self.mode)
         index, count = self.shard
         if not (count >= 1 and 0 <= index < count):
             raise ValueError(f"shard {index}/{count}: expected 0 <= I < N")
@@ -249,6 +258,7 @@ def run_identity(config: EvalConfig, backend: Backend, revision: str | None) -> 
         "model": config.model, "backend": backend_config, "mode": config.mode, "hint": config.hint,
         "parser": config.parser, "ablation": config.ablation, "dataset": _dataset_name(config.dataset),
         "revision": revision, "split": config.split, "seed": config.seed,
+        **ContextOptions.of(config).identity(),  # empty for plain runs: their ids do not change
     }
 
 
@@ -305,6 +315,7 @@ def run_eval(
     own_backend = backend is None
     table = load_episodes(config)
     indices = select(table, config, mode)
+    mode, context = prepare_context(mode, table, config, config.sources)
     if backend is None:
         backend = load_backend(config.model, seed=config.seed, **config.backend_options)
     revision = dataset_revision(config.dataset, config.revision)
@@ -315,7 +326,7 @@ def run_eval(
         **identity, "backend_options": backend.config(), "batch_size": batch_size,
         "sources": list(config.sources) if config.sources else None, "limit": config.limit,
         "shard": f"{config.shard[0]}/{config.shard[1]}", "generic_hint": config.mode == "oeg" and config.hint,
-        "history": False, "shots": 0, "run_id_override": bool(config.run_id),
+        **context, "run_id_override": bool(config.run_id),
     }
     info = RunInfo(
         run_id=run_id, model=backend.model_name, backend=backend.kind, mode=config.mode, hint=config.hint,
