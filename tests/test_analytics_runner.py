@@ -79,3 +79,49 @@ def test_filter_views_agree_with_curate_filter(runner_results, imported_dir, tmp
         {s: (c["before"], c["after"]) for s, c in counts.items()}
     assert stats["all"]["models"] == 4 and stats["all"]["threshold"] == float(threshold)
     assert 0 < stats["all"]["kept"] < stats["all"]["samples"]  # the rule bites both ways
+
+
+class ScriptedJudge:
+    """A judge backend that marks the first answer item for samples of even id and the last one otherwise, so
+    both proactive suggestions and category predictions occur; the raw text goes through the project's parser."""
+
+    default_batch_size = 4
+
+    def generate(self, requests):
+        import ast
+
+        from proactivebench.eval.backends.base import Generation
+
+        out = []
+        for request in requests:
+            user = request.messages[-1]["content"]
+            items = ast.literal_eval(user.split("### Correct Answers (List):\n")[1].split("\n")[0])
+            marks = ["0"] * len(items)
+            marks[0 if int(request.key.rsplit("-", 1)[1]) % 2 == 0 else -1] = "1"
+            out.append(Generation(text="<think>hmm</think>\n" + ", ".join(marks)))
+        return out
+
+    def close(self):
+        pass
+
+
+def test_oeg_table_matches_the_judge_summary(imported_dir, tmp_path):
+    from proactivebench.eval.judge import run_judge
+
+    path = tmp_path / "results.duckdb"
+    argv = ["eval", "--dataset", str(imported_dir), "--results", str(path), "--mode", "oeg"]
+    assert main([*argv, "--model", "baseline:always-proactive"]) == 0
+    summary = run_judge(path, "scripted-judge", backend=ScriptedJudge(), progress=False)
+    assert summary.judged == 10
+    with analytics.open_results(path) as con:
+        rows = con.execute("SELECT source, n, cc, ps, agg FROM oeg_source WHERE judge_model = 'scripted-judge'")
+        by_source = {r[0]: r[1:] for r in rows.fetchall()}
+        table = con.execute("SELECT avg_cc, avg_ps, avg_agg, samples FROM oeg_table").fetchall()
+    # the judge's own per-source summary (sources from `episodes`) equals the view's (sources from the sample id)
+    assert by_source.keys() == summary.per_source.keys()
+    for source, (n, cc, ps, agg) in summary.per_source.items():
+        assert by_source[source] == (n, pytest.approx(cc), pytest.approx(ps), pytest.approx(agg))
+    [(avg_cc, avg_ps, avg_agg, samples)] = table
+    assert samples == 10
+    assert avg_cc == pytest.approx(sum(v[1] for v in summary.per_source.values()) / len(summary.per_source))
+    assert 0 < avg_ps < 100 and 0 < avg_agg <= 100
