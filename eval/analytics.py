@@ -25,6 +25,10 @@ from proactivebench.sources import SOURCE_NAMES, SOURCES
 VARIANT_KEYS: dict[str, str] = {
     "history": "false",  # conversation history (protocol §5.1)
     "shots": "0",  # in-context examples (protocol §5.2)
+    "cot": "false",  # shots with the chain-of-thought prefix (eval/fewshot.py)
+    "reduce_shots": "false",  # shots reduced to first and last step
+    "history_size": "224",  # history image short edge (only recorded with history)
+    "shot_size": "",  # shot image short edge; null: the scenario's ICL size
     "parser": "paper",  # the lenient parser is an option, never the default
     "split": "test",  # the filtered benchmark; `excluded` / `train` are other populations
 }
@@ -232,6 +236,25 @@ def public_views(con) -> list[View]:
     """The views `report` prints, in order, that exist on this connection."""
     views = [v for v in result_views() + prediction_views(DEFAULT_THRESHOLD) if v.public]
     return [v for v in views if _has_table(con, v.name)]
+
+
+def save_views(path: str | Path) -> list[str]:
+    """Store the result views in a results file, so any DuckDB client can query them (needs write access)."""
+    import duckdb
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
+    try:
+        con = duckdb.connect(str(path))
+    except duckdb.Error as error:
+        raise ValueError(f"{path}: cannot open for writing ({str(error).splitlines()[0]})") from None
+    try:
+        return create_views(con)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    finally:
+        con.close()
 
 
 def open_results(path: str | Path, predictions: str | Path | None = None,

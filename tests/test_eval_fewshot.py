@@ -168,6 +168,12 @@ def test_report_puts_plain_history_fewshot_side_by_side(imported_dir, tmp_path):
     rows = con.execute("SELECT run, variant, avg_acc FROM table1 ORDER BY run").fetchall()
     assert sorted(r[1] for r in rows) == sorted(["", "history=true", "shots=3"])
     assert all(r[2] == 100.0 for r in rows)
+    con.close()
+    run_eval(_config(imported_dir, shots=3, cot=True, reduce_shots=True), results, progress=False)
+    con = open_results(results)
+    variants = {r[0] for r in con.execute("SELECT variant FROM table1").fetchall()}
+    con.close()
+    assert "shots=3 cot=true reduce_shots=true" in variants and len(variants) == 4
 
 
 def test_fewshot_through_tiny_llava(mvpn_dir, tiny_llava_dir):

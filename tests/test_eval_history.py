@@ -119,3 +119,16 @@ def test_history_through_tiny_llava_chat_template(imported_rows, tiny_llava_dir)
         assert [g.error for g in out] == ["", ""] and all(isinstance(g.text, str) for g in out)
     finally:
         backend.close()
+
+
+def test_history_as_openai_messages(imported_rows):
+    """The openai backend sends the same chat: one image_url per earlier and current turn, assistant turns kept."""
+    from proactivebench.eval.backends.openai_server import to_openai_messages
+
+    episode = Episode(imported_rows["mvpn-000005"])
+    episode.step("A. Rotate the object.")
+    messages = to_openai_messages(history_request_maker()(episode, episode.observe()))
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    urls = [i for m in messages for i in m["content"] if i["type"] == "image_url"]
+    assert len(urls) == 2 and all(u["image_url"]["url"].startswith("data:image/png;base64,") for u in urls)
+    assert messages[1]["content"] == [{"type": "text", "text": "A. Rotate the object."}]
