@@ -38,12 +38,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder of first-turn prediction parquet files (curate first-turn): adds filter views")
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                         help=f"filter threshold on the first-turn solve rate (default {DEFAULT_THRESHOLD})")
+    parser.add_argument("--save-views", action="store_true",
+                        help="also store the views in the results file (needs write access), so any DuckDB "
+                        "client can query table1 & co. without proactivebench")
     parser.set_defaults(func=run_report)
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .analytics import open_results
+    from .analytics import open_results, save_views
 
+    if args.save_views:
+        save_views(args.results)
     con = open_results(args.results, args.predictions, args.threshold)
     try:
         views = public_views(con)

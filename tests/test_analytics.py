@@ -338,3 +338,23 @@ def test_report_bad_input_is_one_line_error(results_file, tmp_path, capsys, argv
     assert main(["report", *argv]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_report_save_views_stores_them_in_the_file(results_file, capsys):
+    assert main(["report", "--results", str(results_file), "--save-views", "--view", "table1"]) == 0
+    import duckdb
+
+    with duckdb.connect(str(results_file), read_only=True) as plain:
+        rows = plain.execute("SELECT run, avg_acc FROM table1 ORDER BY run").fetchall()
+    assert [r[0] for r in rows] == sorted(TABLE1) and rows[2][1] == pytest.approx(100 / 3)
+
+
+def test_report_save_views_refuses_a_file_that_is_not_results(tmp_path, capsys):
+    import duckdb
+
+    duckdb.connect(str(tmp_path / "other.duckdb")).execute("CREATE TABLE t (x INTEGER)").close()
+    assert main(["report", "--results", str(tmp_path / "other.duckdb"), "--save-views"]) == 2
+    assert "not a results file" in capsys.readouterr().err
+    with duckdb.connect(str(tmp_path / "other.duckdb"), read_only=True) as plain:  # nothing was created in it
+        assert plain.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone() == (0,)
+        assert plain.execute("SELECT count(*) FROM duckdb_tables()").fetchone() == (1,)
