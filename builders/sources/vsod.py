@@ -101,7 +101,6 @@ def read_labels(path: Path) -> dict[str, tuple[str, str]]:
 
 def occluder_cover(path: Path) -> float:
     """The share of the frame covered by the union of the XML's object boxes (0 for a clear frame)."""
-    import numpy as np
 
     try:
         root = ET.parse(path).getroot()
@@ -118,6 +117,12 @@ def occluder_cover(path: Path) -> float:
         raise EntryError(f"{path}: annotation lacks size/width,height or a bndbox coordinate") from None
     if width <= 0 or height <= 0:
         raise EntryError(f"{path}: annotation has an empty image size {width}x{height}")
+    if len(boxes) == 1:  # the common case, exact and without a raster
+        xmin, ymin, xmax, ymax = boxes[0]
+        inside = max(0.0, min(width, xmax) - max(0.0, xmin)) * max(0.0, min(height, ymax) - max(0.0, ymin))
+        return inside / (width * height)
+    import numpy as np
+
     grid = np.zeros((64, 64), dtype=bool)  # a 64x64 raster is exact enough for a share
     for xmin, ymin, xmax, ymax in boxes:
         left, right = int(64 * max(0, xmin) / width), int(np.ceil(64 * min(width, xmax) / width))
