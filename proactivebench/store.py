@@ -278,10 +278,36 @@ def atomic_write_json(path: Path | str, value: Any) -> None:
 
 
 def load(root: Path | str, source: str | None = None, split: str = "test", **kwargs):
-    """`datasets.load_dataset` on a hub-layout folder (or a Hub repo id)."""
+    """A split of a hub-layout folder or a Hub repo id as a `datasets.Dataset`.
+
+    A local folder is read through its card's `data_files` resolved to the files on disk: `load_dataset(folder)`
+    caches by folder name and card patterns, so a folder rebuilt in place could come back with its old rows.
+    """
     import datasets
 
-    return datasets.load_dataset(str(root), source or "default", split=split, **kwargs)
+    config = source or "default"
+    if not Path(root).is_dir():
+        return datasets.load_dataset(str(root), config, split=split, **kwargs)
+    files = config_files(root, config, split)
+    return datasets.load_dataset(
+        "parquet", data_files={split: [str(p) for p in files]}, features=FEATURES, split=split, **kwargs
+    )
+
+
+def config_files(root: Path | str, config: str, split: str) -> list[Path]:
+    """The parquet files behind one (config, split) of a local folder, per its card."""
+    root = Path(root)
+    configs = {c["config_name"]: c for c in read_card_metadata(root).get("configs", [])}
+    if config not in configs:
+        raise StoreError(f"{root}: no config {config!r} in README.md (have: {', '.join(configs) or 'none'})")
+    entries = {e["split"]: e["path"] for e in configs[config]["data_files"]}
+    if split not in entries:
+        raise StoreError(f"{root}: config {config!r} has no split {split!r} (have: {', '.join(entries)})")
+    patterns = entries[split] if isinstance(entries[split], list) else [entries[split]]
+    files = sorted({p for pattern in patterns for p in root.glob(pattern)})
+    if not files:
+        raise StoreError(f"{root}: no files for config {config!r} split {split!r}")
+    return files
 
 
 def iter_rows(root: Path | str, sources: Iterable[str] | None = None, split: str = "test") -> Iterator[dict]:

@@ -98,3 +98,14 @@ def test_staged_output_is_all_or_nothing(imported_rows, tmp_path):
 def test_streaming_load(imported_dir):
     streamed = datasets.load_dataset(str(imported_dir), "quickdraw", split="test", streaming=True)
     assert [r["sample_id"] for r in streamed] == ["quickdraw-000000"]
+
+
+def test_load_sees_a_folder_rebuilt_in_place(imported_rows, tmp_path):
+    from proactivebench.store import load
+
+    rows = [r for r in imported_rows.values() if r["source"] == "coco" and r["sample_id"] != "coco-000003"]
+    write_split(tmp_path, "coco", "test", rows)
+    assert len(load(tmp_path, "coco")) == 3
+    write_split(tmp_path, "coco", "test", rows[:1])  # same folder, same card patterns, new rows
+    assert load(tmp_path, "coco")["sample_id"] == [rows[0]["sample_id"]]
+    assert len(load(tmp_path)) == 1
