@@ -251,8 +251,8 @@ def save_views(path: str | Path) -> list[str]:
         raise ValueError(f"{path}: cannot open for writing ({str(error).splitlines()[0]})") from None
     try:
         return create_views(con)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
+    except (ValueError, duckdb.Error) as error:
+        raise ValueError(f"{path}: {str(error).splitlines()[0]}") from None
     finally:
         con.close()
 
@@ -273,9 +273,9 @@ def open_results(path: str | Path, predictions: str | Path | None = None,
         create_views(con, temporary=True)
         if predictions is not None:
             attach_predictions(con, predictions, threshold)
-    except ValueError as error:
+    except (ValueError, duckdb.Error) as error:  # e.g. tables of another schema: one line, not a traceback
         con.close()
-        raise ValueError(f"{path}: {error}") from None
+        raise ValueError(f"{path}: {str(error).splitlines()[0]}") from None
     return con
 
 

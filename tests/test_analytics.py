@@ -358,3 +358,15 @@ def test_report_save_views_refuses_a_file_that_is_not_results(tmp_path, capsys):
     with duckdb.connect(str(tmp_path / "other.duckdb"), read_only=True) as plain:  # nothing was created in it
         assert plain.execute("SELECT count(*) FROM duckdb_views() WHERE NOT internal").fetchone() == (0,)
         assert plain.execute("SELECT count(*) FROM duckdb_tables()").fetchone() == (1,)
+
+
+def test_report_on_tables_of_another_schema_is_one_line(tmp_path, capsys):
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "old.duckdb")) as con:  # the four tables, but not our columns
+        for table in ("runs", "turns", "episodes", "judgments"):
+            con.execute(f"CREATE TABLE {table} (run_id VARCHAR)")
+    for extra in ([], ["--save-views"]):
+        assert main(["report", "--results", str(tmp_path / "old.duckdb"), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error: ") and "old.duckdb" in err and "\n" not in err
