@@ -189,6 +189,7 @@ class RunTrace:
 
     run_id: str
     model: str
+    backend: str
     mode: str
     hint: bool
     ablation: str
@@ -197,7 +198,7 @@ class RunTrace:
     episodes: dict[str, dict] = field(default_factory=dict)
 
     def describe(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "model": self.model, "mode": self.mode, "hint": self.hint,
+        return {"run_id": self.run_id, "model": self.model, "backend": self.backend, "mode": self.mode, "hint": self.hint,
                 "ablation": self.ablation, "episodes": len(self.episodes)}
 
 
@@ -223,9 +224,9 @@ def read_runs(results: Path | str) -> list[RunTrace]:
         if missing:
             raise BrowseError(f"results file {path} lacks the table(s) {', '.join(sorted(missing))} (design §5)")
         runs = {
-            run_id: RunTrace(run_id, model or "", mode or "", bool(hint), ablation or "")
-            for run_id, model, mode, hint, ablation in connection.execute(
-                "SELECT run_id, model, mode, hint, ablation FROM runs ORDER BY started_at, run_id"
+            run_id: RunTrace(run_id, model or "", backend or "", mode or "", bool(hint), ablation or "")
+            for run_id, model, backend, mode, hint, ablation in connection.execute(
+                "SELECT run_id, model, backend, mode, hint, ablation FROM runs ORDER BY started_at, run_id"
             ).fetchall()
         }
         query = f"SELECT run_id, sample_id, {', '.join(TURN_COLUMNS)} FROM turns ORDER BY run_id, sample_id, turn"
@@ -249,9 +250,10 @@ def _slug(text: str) -> str:
 
 
 def _assign_fields(runs: list[RunTrace]) -> None:
-    """Field prefix = the model, plus mode / hint / ablation where not the default, plus the run id if still shared."""
+    """Field prefix = backend and model (as in the SPEC `baseline:oracle`), plus mode / hint / ablation where not
+    the default, plus the run id if still shared."""
     for run in runs:
-        parts = [run.model]
+        parts = [run.model if run.model.startswith(f"{run.backend}:") else f"{run.backend}:{run.model}"]
         parts += [run.mode] if run.mode not in ("", "mcqa") else []
         parts += ["hint"] if run.hint else []
         parts += [run.ablation] if run.ablation else []

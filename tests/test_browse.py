@@ -10,14 +10,13 @@ import stat
 import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, defaultdict
 
 import pytest
 
 from proactivebench import cli
 from proactivebench.curation import browse
-from proactivebench.eval import Episode
-from proactivebench.eval.results import connect
+from proactivebench.eval.runner import EvalConfig, run_eval
 from proactivebench.store import iter_rows
 
 
@@ -35,51 +34,16 @@ def fo(tmp_path_factory):
     return fiftyone
 
 
-def _policy_choice(kind: str):
-    """A scripted baseline: the first shown option of `kind` (by its letter), else the correct category."""
-
-    def choose(ep: Episode, obs) -> str:
-        kinds = {o["text"]: o["kind"] for o in ep.row["options"]}
-        for i, text in enumerate(obs.choices):
-            if kinds.get(text) == kind:
-                return chr(65 + i)
-        return chr(65 + obs.choices.index(ep.answer))
-
-    return choose
-
-
-RUNS = {"run-proactive": "baseline:always-proactive", "run-abstain": "baseline:always-abstain"}
-POLICIES = {"run-proactive": _policy_choice("proactive"), "run-abstain": _policy_choice("abstain")}
+MODELS = ("baseline:oracle", "baseline:always-abstain", "baseline:always-proactive")
 
 
 @pytest.fixture(scope="module")
 def results_file(imported_dir, tmp_path_factory):
-    """Two baseline runs over every episode (test and excluded), written through the results schema."""
+    """Three real baseline runs on the test split (the excluded episode stays without results)."""
     path = tmp_path_factory.mktemp("results") / "results.duckdb"
-    connection = connect(path)
-    for run_id, model in RUNS.items():
-        connection.execute(
-            "INSERT INTO runs (run_id, model, backend, mode, hint, ablation, dataset) VALUES (?, ?, 'baseline', "
-            "'mcqa', false, '', ?)", [run_id, model, str(imported_dir)],
-        )
-        for split in ("test", "excluded"):
-            for row in iter_rows(imported_dir, split=split):
-                ep = Episode(row)
-                while not ep.done:
-                    ep.step(POLICIES[run_id](ep, ep.observe()))
-                res = ep.result
-                for t in res.turns:
-                    connection.execute(
-                        "INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0.0)",
-                        [run_id, res.sample_id, res.source, t.turn, t.state, t.frame, t.prompt, t.output,
-                         t.option_verdict, t.category_verdict, t.chosen_kind, t.chosen_text, t.error],
-                    )
-                connection.execute(
-                    "INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [run_id, res.sample_id, res.source, res.correct, res.num_turns, res.proactive_suggestions,
-                     res.stop_reason],
-                )
-    connection.close()
+    for model in MODELS:
+        summary = run_eval(EvalConfig(dataset=str(imported_dir), model=model), path, progress=False)
+        assert summary.episodes == 10
     return path
 
 
@@ -100,7 +64,7 @@ def _turns(results_file):
 
     with duckdb.connect(str(results_file), read_only=True) as connection:
         return connection.execute(
-            "SELECT r.model, t.sample_id, t.turn, t.frame, t.state, t.chosen_kind, t.output FROM turns t "
+            "SELECT r.backend || ':' || r.model, t.sample_id, t.turn, t.frame, t.state, t.chosen_kind, t.output FROM turns t "
             "JOIN runs r USING (run_id) ORDER BY 1, 2, 3"
         ).fetchall()
 
@@ -113,8 +77,11 @@ def test_frames_groups_and_turn_labels(fo, built, rows, results_file):
     assert dataset.persistent
 
     # every frame file holds the stored bytes; first / reference flags follow the row
-    for sample in dataset.match(fo.ViewField("sample_id") == "rod-0"):
-        row = rows["rod-0"]
+    rod_id = min(sid for sid in rows if sid.startswith("rod-"))
+    row = rows[rod_id]
+    frames = dataset.match(fo.ViewField("sample_id") == rod_id)
+    assert len(frames) == len(row["frames"]) > 1
+    for sample in frames:
         with open(sample.filepath, "rb") as handle:
             assert handle.read() == row["frames"][sample.frame_idx]["bytes"]
         assert sample.is_first == (sample.frame_idx == row["states"][row["first_state"]]["frame"])
@@ -130,29 +97,38 @@ def test_frames_groups_and_turn_labels(fo, built, rows, results_file):
         assert group.values("frame_idx") == list(range(len(row["frames"])))
 
     # one label per turn, on the frame that turn showed, labelled with what the model chose
-    prefixes = {run["model"]: prefix for prefix, run in browse.run_fields(dataset).items()}
-    assert set(prefixes) == set(RUNS.values()) and set(result.runs) == set(prefixes.values())
+    prefixes = {f"{run['backend']}:{run['model']}": prefix for prefix, run in browse.run_fields(dataset).items()}
+    assert set(prefixes) == set(MODELS) and set(result.runs) == set(prefixes.values())
+    oracle, abstain = prefixes["baseline:oracle"], prefixes["baseline:always-abstain"]
     expected = _turns(results_file)
-    assert len(expected) > len(rows) * 2  # the proactive run walks several frames per episode
-    seen = 0
+    walks = defaultdict(set)
+    for model, sample_id, turn, frame, *_ in expected:
+        walks[model, sample_id].add(frame)
+    assert max(len(frames) for frames in walks.values()) >= 3  # always-proactive walks several frames
     for model, sample_id, turn, frame, state, kind, output in expected:
-        sample = dataset.one((fo.ViewField("frame_key") == f"{sample_id}/{frame}"))
+        sample = dataset.one(fo.ViewField("frame_key") == f"{sample_id}/{frame}")
         labels = sample[f"{prefixes[model]}_turns"].classifications
         matching = [label for label in labels if label.turn == turn]
         assert len(matching) == 1, (model, sample_id, turn)
         assert matching[0].label == kind and matching[0].state == state and matching[0].output == output
-        seen += 1
-    field_counts = sum(dataset.count(f"{p}_turns.classifications") for p in prefixes.values())
-    assert field_counts == seen == len(expected)
+    assert sum(dataset.count(f"{p}_turns.classifications") for p in prefixes.values()) == len(expected)
+    shown = {(sample_id, frame) for model, sample_id, _, frame, *_ in expected if model == "baseline:oracle"}
+    assert len(dataset.exists(f"{oracle}_turns")) == len(shown)  # frames never shown carry no label
 
-    # episode outcomes on every frame: "ROD episodes where the abstain baseline abstained" is all of ROD
-    abstain = prefixes["baseline:always-abstain"]
+    # episode outcomes on every frame of an evaluated episode; the excluded episode has none
+    test_frames = dataset.match(fo.ViewField("split") == "test")
+    excluded = len(dataset) - len(test_frames)
+    assert excluded > 0
+    assert dataset.count_values(f"{abstain}_stop_reason") == {"abstain": len(test_frames), None: excluded}
+    assert set(test_frames.values(f"{oracle}_correct")) == {True}
+    assert set(test_frames.values(f"{abstain}_correct")) == {False}
+
+    # "ROD episodes where the abstain baseline abstained": both ROD episodes, as groups
     rod_ids = {sid for sid, r in rows.items() if r["source"] == "rod"}
     view = browse.episodes_view(dataset, source="rod", run=abstain, stop_reason="abstain")
     assert len(view) == len(rod_ids) == 2
     assert set(view.values("sample_id")) == rod_ids
-    assert dataset.count_values(f"{abstain}_stop_reason") == {"abstain": len(dataset)}
-    assert not any(dataset.values(f"{abstain}_correct"))
+    assert len(browse.episodes_view(dataset, run=oracle, correct=False)) == 0
     with pytest.raises(browse.BrowseError, match="no run"):
         browse.episodes_view(dataset, run="nobody", stop_reason="abstain")
 
@@ -162,14 +138,14 @@ def test_rebuild_updates_instead_of_duplicating(fo, built, imported_dir, results
     cache = result.cache_dir
     files = sorted(p for p in cache.rglob("*") if p.is_file())
     mtimes = {p: p.stat().st_mtime_ns for p in files}
-    labels_before = dataset.count("baseline_always_proactive_turns.classifications")
+    labels_before = dataset.count("baseline_oracle_turns.classifications")
     ids_before = set(dataset.values("id"))
 
     again = browse.build(imported_dir, results_file, name="pb-test", cache_dir=cache, progress=False)
     dataset.reload()
     assert again.frames == result.frames == len(dataset)
     assert set(dataset.values("id")) == ids_before  # same FiftyOne samples, updated in place
-    assert dataset.count("baseline_always_proactive_turns.classifications") == labels_before
+    assert dataset.count("baseline_oracle_turns.classifications") == labels_before
     assert sorted(p for p in cache.rglob("*") if p.is_file()) == files
     assert {p: p.stat().st_mtime_ns for p in files} == mtimes  # images written once
     assert fo.list_datasets().count("pb-test") == 1
