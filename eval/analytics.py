@@ -211,21 +211,17 @@ def create_views(con, temporary: bool = False) -> list[str]:
 def attach_predictions(con, directory: str | Path, threshold: float = DEFAULT_THRESHOLD) -> list[str]:
     """Expose a directory of first-turn prediction parquet files as `predictions` plus the filter views.
 
+    The files are those `curate filter` reads (same listing and checks: an unfinished first-turn run is refused).
     The views are temporary: they point at files outside the results file.
     """
+    from proactivebench.curation.filter import prediction_files
+
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"predictions directory not found: {directory}")
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
-    files = sorted(directory.rglob("*.parquet"))
-    if not files:
-        raise ValueError(f"no .parquet files under {directory}")
-    required = {"model", "sample_id", "source", "correct"}
-    for file in files:
-        columns = {row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(file)]).fetchall()}
-        if not required <= columns:
-            raise ValueError(f"{file}: missing prediction column(s) {', '.join(sorted(required - columns))}")
+    files = prediction_files(directory)
     file_list = ", ".join(_quote(str(f)) for f in files)
     views = [View("predictions", f"SELECT * FROM read_parquet([{file_list}], union_by_name = true)",
                   "the first-turn predictions, one row per model and sample", public=False)]
@@ -271,11 +267,15 @@ def open_results(path: str | Path, predictions: str | Path | None = None,
         raise ValueError(f"{path}: cannot open as a DuckDB results file ({str(error).splitlines()[0]})") from None
     try:
         create_views(con, temporary=True)
-        if predictions is not None:
-            attach_predictions(con, predictions, threshold)
     except (ValueError, duckdb.Error) as error:  # e.g. tables of another schema: one line, not a traceback
         con.close()
         raise ValueError(f"{path}: {str(error).splitlines()[0]}") from None
+    if predictions is not None:
+        try:
+            attach_predictions(con, predictions, threshold)  # its errors name the predictions folder or file
+        except BaseException:
+            con.close()
+            raise
     return con
 
 

@@ -323,7 +323,8 @@ def test_report_markdown_with_filter_views(results_file, tmp_path, capsys):
     (["--results", "{tmp}/other.duckdb"], "not a results file: missing table(s)"),
     (["--results", "{results}", "--view", "filter_stats"], "need --predictions"),
     (["--results", "{results}", "--predictions", "{tmp}/nowhere"], "predictions directory not found"),
-    (["--results", "{results}", "--predictions", "{tmp}/badpred"], "missing prediction column(s) correct"),
+    (["--results", "{results}", "--predictions", "{tmp}/badpred"], "p.parquet: missing column(s) output, verdict, correct"),
+    (["--results", "{results}", "--predictions", "{tmp}/unfinished"], "unfinished first-turn run(s)"),
     (["--results", "{results}", "--predictions", "{tmp}/badpred", "--threshold", "0"], "threshold must be in"),
 ])
 def test_report_bad_input_is_one_line_error(results_file, tmp_path, capsys, argv, message):
@@ -334,6 +335,9 @@ def test_report_bad_input_is_one_line_error(results_file, tmp_path, capsys, argv
     (tmp_path / "badpred").mkdir()
     pq.write_table(pa.table({"model": ["m"], "sample_id": ["rod-1"], "source": ["rod"]}),
                    tmp_path / "badpred" / "p.parquet")
+    write_predictions(tmp_path / "unfinished")
+    (tmp_path / "unfinished" / ".m5.parts").mkdir()  # a first-turn run cut off: parts, no final file yet
+    pq.write_table(pa.table({"model": ["m5"]}), tmp_path / "unfinished" / ".m5.parts" / "part-00000.parquet")
     argv = [a.format(tmp=tmp_path, results=results_file) for a in argv]
     assert main(["report", *argv]) == 2
     err = capsys.readouterr().err.strip()
