@@ -98,7 +98,7 @@ class OpenAIBackend(Backend):
         return response.choices[0].message.content or ""
 
     def _generate(self, requests: Sequence[Request]) -> list[str]:
-        return list(self.pool.map(self._one, requests))
+        return [self._one(request) for request in requests]  # called with one request by `generate`
 
     def generate(self, requests: Sequence[Request]) -> list[Generation]:
         # Each request is its own HTTP call: isolate errors and time them one by one, concurrently.

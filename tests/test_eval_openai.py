@@ -1,0 +1,188 @@
+"""The openai: backend against real servers on loopback: `transformers serve` with the tiny model (outputs equal
+the hf: backend's), and a small HTTP server that answers 429/503 first (retries with backoff) or 400 (an error
+turn, the rest of the batch unharmed)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from proactivebench.eval.backends import load_backend, single_turn
+from proactivebench.eval.backends.openai_server import to_openai_messages
+from proactivebench.eval.runner import EvalConfig, run_eval
+
+SERVER_START_TIMEOUT = 150
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _completion(text: str) -> bytes:
+    return json.dumps({
+        "id": "x", "object": "chat.completion", "created": 0, "model": "m",
+        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+    }).encode()
+
+
+class _Flaky(BaseHTTPRequestHandler):
+    """Fails the first `failures` POSTs with `status`; answers a prompt containing "BAD" with 400, else echoes."""
+
+    def do_POST(self):  # noqa: N802 - http.server's naming
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        server = self.server
+        with server.lock:
+            server.calls += 1
+            server.bodies.append(body)
+            fail = server.failures > 0
+            server.failures -= 1
+        text = body["messages"][-1]["content"][-1]["text"]
+        if fail or "BAD" in text:
+            self.send_response(server.status if fail else 400)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("retry-after-ms", "20")  # keep the client's backoff short in the test
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "nope"}}')
+            return
+        payload = _completion(f"echo {text}")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def flaky_server():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
+    server.lock, server.calls, server.bodies, server.failures, server.status = threading.Lock(), 0, [], 0, 503
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_retries_with_backoff_on_429_and_5xx(flaky_server, status):
+    flaky_server.failures, flaky_server.status = 2, status
+    backend = load_backend("openai:m", base_url=f"http://127.0.0.1:{flaky_server.server_port}/v1", max_retries=3,
+                           concurrency=1, timeout=10)
+    (out,) = backend.generate([single_turn("hello", [Image.new("RGB", (8, 8), "red")])])
+    assert out.error == "" and out.text == "echo hello" and flaky_server.calls == 3
+    body = flaky_server.bodies[-1]
+    assert body["model"] == "m" and body["max_tokens"] == 50 and body["temperature"] == 0.0
+    image_url = body["messages"][0]["content"][0]["image_url"]["url"]
+    assert image_url.startswith("data:image/png;base64,")
+    pixels = Image.open(io.BytesIO(base64.b64decode(image_url.split(",", 1)[1])))
+    assert pixels.size == (8, 8) and pixels.getpixel((0, 0)) == (255, 0, 0)  # lossless
+    backend.close()
+
+
+def test_a_failing_request_is_an_error_the_others_answer(flaky_server):
+    backend = load_backend("openai:m", base_url=f"http://127.0.0.1:{flaky_server.server_port}/v1", max_retries=0)
+    outs = backend.generate([single_turn(t, []) for t in ("one", "BAD two", "three")])
+    assert [o.text for o in outs] == ["echo one", "", "echo three"]
+    assert "BadRequestError" in outs[1].error and outs[0].error == outs[2].error == ""
+    exhausted = load_backend("openai:m", base_url=f"http://127.0.0.1:{flaky_server.server_port}/v1", max_retries=1)
+    flaky_server.failures = 5
+    (out,) = exhausted.generate([single_turn("x", [])])
+    assert "InternalServerError" in out.error  # retries exhausted: recorded, not raised
+    assert "api_key" not in exhausted.config() and exhausted.config()["max_retries"] == 1
+
+
+def test_messages_keep_image_order():
+    images = [Image.new("RGB", (2, 2), c) for c in ("red", "blue")]
+    request = single_turn("q", images)
+    messages = to_openai_messages(request)
+    assert [item["type"] for item in messages[0]["content"]] == ["image_url", "image_url", "text"]
+
+
+@pytest.fixture(scope="module")
+def served_tiny_llava(tiny_llava_dir, tmp_path_factory):
+    """`transformers serve` on loopback with the tiny LLaVA (a real OpenAI-compatible server, offline)."""
+    home = tmp_path_factory.mktemp("hf-home")
+    (home / "hub").mkdir()  # without it /v1/models answers 500
+    port = _free_port()
+    env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    command = [str(Path(sys.executable).parent / "transformers"), "serve", str(tiny_llava_dir), "--host", "127.0.0.1",
+               "--port", str(port), "--device", "cpu"]
+    log = open(home / "serve.log", "wb")
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"transformers serve did not start: {(home / 'serve.log').read_text()[-2000:]}")
+            time.sleep(1)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture
+def one_torch_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the shared CPU: spinning intra-op threads slow tiny models ~10x
+    yield
+    torch.set_num_threads(before)
+
+
+def test_transformers_serve_matches_the_hf_backend(served_tiny_llava, tiny_llava_dir, imported_dir, tmp_path,
+                                                   one_torch_thread):
+    options = {"max_new_tokens": 5}
+    sources = ("quickdraw", "imagenet_c", "mvpn")
+    served = run_eval(
+        EvalConfig(str(imported_dir), f"openai:{tiny_llava_dir}", sources=sources, batch_size=4,
+                   backend_options={**options, "base_url": served_tiny_llava, "concurrency": 2, "timeout": 60}),
+        tmp_path / "served.duckdb", progress=False,
+    )
+    local = run_eval(
+        EvalConfig(str(imported_dir), f"hf:{tiny_llava_dir}", sources=sources, batch_size=4, backend_options=options),
+        tmp_path / "local.duckdb", progress=False,
+    )
+    assert served.errors == 0 and served.episodes == local.episodes == 3
+    import duckdb
+
+    outputs = []
+    for path in (tmp_path / "served.duckdb", tmp_path / "local.duckdb"):
+        con = duckdb.connect(str(path), read_only=True)
+        outputs.append(con.execute("SELECT sample_id, turn, output, option_verdict, category_verdict FROM turns "
+                                   "ORDER BY sample_id, turn").fetchall())
+        backend = con.execute("SELECT backend FROM runs").fetchone()[0]
+        con.close()
+    assert outputs[0] == outputs[1]  # same model, same greedy tokens, through HTTP and data URLs
+    assert all(output for _, _, output, _, _ in outputs[0])
+    assert backend == "hf"
