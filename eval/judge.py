@@ -120,9 +120,11 @@ def _answers_by_sample(dataset: str, split: str, revision: str | None) -> dict[s
     """sample_id → (oeg_answers, oeg_proactive_count), reading no frame."""
     import datasets
 
+    from proactivebench import store
+
     kwargs = {"revision": revision} if revision and not revision.startswith("local-") else {}
     try:
-        table = datasets.load_dataset(dataset, "default", split=split, **kwargs)
+        table = store.load(dataset, None, split=split, **kwargs)
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as error:
         raise ValueError(f"cannot load dataset {dataset!r} to judge against (use --dataset): {error}") from None
     table = table.select_columns(["sample_id", "oeg_answers", "oeg_proactive_count"])

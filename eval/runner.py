@@ -216,10 +216,12 @@ def load_episodes(config: EvalConfig):
     """`datasets.load_dataset` (folder or repo id) with frames left undecoded: only the frames shown are decoded."""
     import datasets
 
+    from proactivebench import store
+
     name = str(Path(config.dataset).resolve()) if Path(config.dataset).is_dir() else config.dataset
     kwargs = {"revision": config.revision} if config.revision else {}
     try:
-        table = datasets.load_dataset(name, "default", split=config.split, **kwargs)
+        table = store.load(name, None, split=config.split, **kwargs)  # a rebuilt local folder is never stale
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as error:
         raise ValueError(f"cannot load dataset {config.dataset!r} split {config.split!r}: {error}") from None
     return table.cast_column("frames", datasets.List(datasets.Image(decode=False)))

@@ -33,8 +33,11 @@ class Step:
 def _load_back(bench: Path) -> str:
     import datasets
 
-    test = datasets.load_dataset(str(bench), split="test")
-    coco = datasets.load_dataset(str(bench), "coco", split="test")
+    # The demo rebuilds the same folder on every run: load_dataset through the card's resolved files.
+    from .store import load
+
+    test = load(bench, split="test")
+    coco = datasets.load_dataset(str(bench), "coco", split="test", download_mode="force_redownload")
     return f"load_dataset: {len(test)} test rows over {len(set(test['source']))} sources, coco config {len(coco)} rows"
 
 
