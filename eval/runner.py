@@ -220,10 +220,13 @@ def load_episodes(config: EvalConfig):
 
     name = str(Path(config.dataset).resolve()) if Path(config.dataset).is_dir() else config.dataset
     kwargs = {"revision": config.revision} if config.revision else {}
-    try:
-        table = store.load(name, None, split=config.split, **kwargs)  # a rebuilt local folder is never stale
+    # Per-source configs when sources are named: from the Hub, only their shards are downloaded.
+    configs = list(config.sources) if config.sources else [None]
+    try:  # store.load: a rebuilt local folder is never stale
+        tables = [store.load(name, source, split=config.split, **kwargs) for source in configs]
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as error:
         raise ValueError(f"cannot load dataset {config.dataset!r} split {config.split!r}: {error}") from None
+    table = tables[0] if len(tables) == 1 else datasets.concatenate_datasets(tables)
     return table.cast_column("frames", datasets.List(datasets.Image(decode=False)))
 
 

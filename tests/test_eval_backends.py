@@ -114,3 +114,27 @@ def test_random_baseline_is_seeded_by_key(imported_rows):
     again = [g.text for g in backend.generate(requests[::-1])][::-1]
     assert first == again and len(set(first)) > 1
     assert first != [g.text for g in load_backend("baseline:random", seed=4).generate(requests)]
+
+
+def test_hf_base_plus_lora_adapter(tiny_llava_dir, tmp_path, one_torch_thread):
+    """`hf:<base>+<adapter>` (what GRPO evaluates) and an adapter folder alone both load and merge the LoRA."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForImageTextToText
+
+    base = AutoModelForImageTextToText.from_pretrained(tiny_llava_dir)
+    torch.manual_seed(1)
+    # init_lora_weights=False: random A and B, so the adapter visibly changes the outputs.
+    lora = LoraConfig(r=4, lora_alpha=64, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    adapter = tmp_path / "adapter"
+    model = get_peft_model(base, lora)
+    model.peft_config["default"].base_model_name_or_path = str(tiny_llava_dir)
+    model.save_pretrained(adapter)
+    requests = _requests()
+    plain = [g.text for g in load_backend(f"hf:{tiny_llava_dir}", max_new_tokens=8).generate(requests)]
+    combined = load_backend(f"hf:{tiny_llava_dir}+{adapter}", max_new_tokens=8)
+    alone = load_backend(f"hf:{adapter}", max_new_tokens=8)
+    with_adapter = [g.text for g in combined.generate(requests)]
+    assert with_adapter != plain
+    assert [g.text for g in alone.generate(requests)] == with_adapter
+    assert combined.config()["adapter"] == str(adapter) and combined.model_name == f"{tiny_llava_dir}+{adapter}"

@@ -139,3 +139,10 @@ def test_cli_bad_input_exits_2(imported_dir, tmp_path, capsys):
     assert "error: model spec 'llava' must look like" in capsys.readouterr().err
     assert main(["judge", "--results", str(tmp_path / "r.db"), "--judge", "baseline:oracle"]) == 2
     assert "no open-ended" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["eval", "judge"])
+def test_commands_have_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0 and "--results" in capsys.readouterr().out
