@@ -229,3 +229,23 @@ def test_bad_config_is_a_one_line_error(imported_dir, tmp_path):
         run_eval(EvalConfig(str(imported_dir), "baseline:oracle", ablation="x"), tmp_path / "r.duckdb")
     with pytest.raises(ValueError, match="cannot load dataset"):
         run_eval(EvalConfig(str(tmp_path / "missing"), "baseline:oracle"), tmp_path / "r.duckdb")
+
+
+def test_oeg_mode_with_the_tiny_qwen(imported_dir, imported_rows, tiny_qwen_dir, tmp_path, one_torch_thread):
+    """One open-ended turn on the first state; the reference's sample choice: random.seed(seed) + shuffle + [:limit]."""
+    import random
+
+    results = tmp_path / "r.duckdb"
+    config = EvalConfig(str(imported_dir), f"hf:{tiny_qwen_dir}", mode="oeg", sources=("coco",), limit=2,
+                        backend_options={"max_new_tokens": 5})
+    summary = run_eval(config, results, progress=False)
+    turns, episodes, _ = _tables(results)
+    coco = sorted(k for k in imported_rows if k.startswith("coco-") and k != "coco-000003")  # 000003 is excluded
+    order = list(range(len(coco)))
+    random.Random(0).shuffle(order)
+    assert sorted(e[0] for e in episodes) == sorted(coco[i] for i in order[:2])
+    assert summary.acc is None and all(e[2] is None and e[3] == 1 and e[5] == "generated" for e in episodes)
+    for turn in turns:
+        row = imported_rows[turn[0]]
+        assert turn[5] == row["question"] and turn[7] is None and turn[6] != ""  # no options, no verdicts
+        assert turn[4] == row["states"][row["first_state"]]["frame"]
