@@ -138,3 +138,8 @@ def test_hf_base_plus_lora_adapter(tiny_llava_dir, tmp_path, one_torch_thread):
     assert with_adapter != plain
     assert [g.text for g in alone.generate(requests)] == with_adapter
     assert combined.config()["adapter"] == str(adapter) and combined.model_name == f"{tiny_llava_dir}+{adapter}"
+
+
+def test_hf_missing_model_is_a_one_line_error(tmp_path):
+    with pytest.raises(ValueError, match="cannot load model"):
+        load_backend(f"hf:{tmp_path / 'no-such-model'}")

@@ -186,3 +186,18 @@ def test_transformers_serve_matches_the_hf_backend(served_tiny_llava, tiny_llava
     assert outputs[0] == outputs[1]  # same model, same greedy tokens, through HTTP and data URLs
     assert all(output for _, _, output, _, _ in outputs[0])
     assert backend == "hf"
+
+
+def test_unreachable_server_stops_the_run_resumably(imported_dir, tmp_path):
+    from proactivebench.eval.backends import BackendUnavailable
+
+    url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    config = EvalConfig(str(imported_dir), "openai:m", sources=("rod",),
+                        backend_options={"base_url": url, "max_retries": 0, "timeout": 5})
+    with pytest.raises(BackendUnavailable, match="APIConnectionError"):
+        run_eval(config, tmp_path / "r.duckdb", progress=False)
+    import duckdb
+
+    con = duckdb.connect(str(tmp_path / "r.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM turns").fetchone()[0] == 0  # no error turns for a dead server
+    con.close()

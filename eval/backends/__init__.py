@@ -4,8 +4,8 @@ SPEC: `hf:<id or dir>[+<adapter dir>]`, `openai:<model>` (with base_url / $OPENA
 `baseline:random|oracle|always-proactive|always-abstain`.
 """
 
-from .base import BACKENDS, Backend, Generation, Request, load_backend, parse_spec, register_backend, single_turn
+from .base import BACKENDS, Backend, BackendUnavailable, Generation, Request, load_backend, parse_spec, register_backend, single_turn
 
 __all__ = [
-    "BACKENDS", "Backend", "Generation", "Request", "load_backend", "parse_spec", "register_backend", "single_turn",
+    "BACKENDS", "Backend", "BackendUnavailable", "Generation", "Request", "load_backend", "parse_spec", "register_backend", "single_turn",
 ]

@@ -54,12 +54,18 @@ def single_turn(prompt: str, images: Sequence[ImageSource] = (), context: Any = 
     return Request([{"role": "user", "content": content}], list(images), context, key)
 
 
+class BackendUnavailable(ValueError):
+    """The backend itself failed (server unreachable, bad credentials, unknown model): stop the run, resume later,
+    rather than record every remaining turn as an error."""
+
+
 class Backend(ABC):
     """Subclasses implement `_generate(requests) -> texts`; `generate` adds timing and error isolation."""
 
     kind: str = ""  # the spec prefix: hf, openai, baseline
     needs_images: bool = True  # False lets the runner skip decoding frames
     default_batch_size: int = 8
+    fatal_errors: tuple[type[BaseException], ...] = ()  # errors that mean the backend, not the request, is broken
 
     def __init__(self, spec: str):
         self.spec = spec
@@ -81,6 +87,8 @@ class Backend(ABC):
         start = time.perf_counter()
         try:
             texts = self._generate(requests)
+        except self.fatal_errors as error:
+            raise BackendUnavailable(f"{self.spec}: {_describe(error)}") from error
         except Exception as error:  # noqa: BLE001 - isolate the failing request below
             if len(requests) == 1:
                 log.debug("backend call failed", exc_info=True)

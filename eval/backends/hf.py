@@ -97,7 +97,10 @@ class HFBackend(Backend):
         self.device = resolve_device(opts.device)
         self.dtype = resolve_dtype(opts.dtype, self.device)
         remote = {"trust_remote_code": opts.trust_remote_code}
-        config = AutoConfig.from_pretrained(self.base, **remote)
+        try:
+            config = AutoConfig.from_pretrained(self.base, **remote)
+        except OSError as error:  # not a local folder, not on the Hub (or offline)
+            raise ValueError(f"cannot load model {self.base!r}: {str(error).strip().splitlines()[0]}") from None
         # Image-text-to-text where the architecture has one; a text-only causal LM otherwise (judges).
         vision = type(config) in transformers.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING
         model_class = transformers.AutoModelForImageTextToText if vision else transformers.AutoModelForCausalLM

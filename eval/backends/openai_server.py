@@ -61,9 +61,14 @@ class OpenAIBackend(Backend):
     default_batch_size = 16
 
     def __init__(self, model: str, options: OpenAIOptions | None = None):
+        import openai
         from openai import OpenAI
 
         super().__init__(f"openai:{model}")
+        # After the client's retries: no server, bad key, unknown model. Anything else is the request's fault.
+        self.fatal_errors = (
+            openai.APIConnectionError, openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
+        )
         self.model = model
         self.options = options or OpenAIOptions()
         self.base_url = self.options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
