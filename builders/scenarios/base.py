@@ -168,6 +168,35 @@ class Scenario:
         return result
 
 
+class LinearScenario(Scenario):
+    """A fixed sequence, one step per valid move; the last turn still shows the move but has none (§10.4).
+
+    MVP-N, ImageNet-C and QuickDraw differ only in which frame a turn shows and which options are valid moves.
+    """
+
+    def frame(self, entry: Entry, turn: int, last_turn: bool) -> FrameRef:
+        raise NotImplementedError
+
+    def valid_moves(self, entry: Entry) -> tuple[int, ...]:
+        return self.non_abstain(entry)
+
+    # key: the turn
+    def start(self, entry: Entry):
+        return 0
+
+    def describe(self, entry: Entry, turn) -> StateSpec:
+        last_turn = turn + 1 == entry.num_images
+        return StateSpec(
+            self.frame(entry, turn, last_turn),
+            shown=tuple(range(len(entry.options))),
+            valid=() if last_turn else self.valid_moves(entry),
+            accepts_answer=True,
+        )
+
+    def transition(self, entry: Entry, turn, action: str):
+        return turn + 1
+
+
 def strip_periods(text: str) -> str:
     return text.replace(".", "")
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .base import Entry, FrameRef, Scenario, StateSpec, strip_periods
+from .base import Entry, FrameRef, LinearScenario, strip_periods
 
 LEVELS = (1, 2, 3, 4, 5)
 
 
-class ImageNetCScenario(Scenario):
+class ImageNetCScenario(LinearScenario):
     source = "imagenet_c"
     action_space = (
         "stop", "brightness", "contrast", "saturate", "blur", "noise", "jpeg_compression", "pixelate", "artifacts",
@@ -25,20 +25,11 @@ class ImageNetCScenario(Scenario):
                 f"first_image={entry.first_image} with num_images={entry.num_images} leaves the levels 1..5"
             )
 
-    def start(self, entry: Entry):
-        return 0
+    def frame(self, entry: Entry, turn: int, last_turn: bool) -> FrameRef:
+        return FrameRef(entry.image_template.format(level=entry.first_image - turn))
 
-    def describe(self, entry: Entry, turn) -> StateSpec:
-        last_turn = turn + 1 == entry.num_images
-        return StateSpec(
-            FrameRef(entry.image_template.format(level=entry.first_image - turn)),
-            shown=tuple(range(len(entry.options))),
-            valid=() if last_turn else (entry.options.index(entry.extra["quality_answer"]),),
-            accepts_answer=True,
-        )
-
-    def transition(self, entry: Entry, turn, action: str):
-        return turn + 1
+    def valid_moves(self, entry: Entry) -> tuple[int, ...]:
+        return (entry.options.index(entry.extra["quality_answer"]),)  # the other quality options are distractors
 
     def reference(self, entry: Entry) -> FrameRef:
         return FrameRef(entry.image_template.format(level=entry.reference_image))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Entry, FrameRef, Scenario, StateSpec
+from .base import Entry, FrameRef, LinearScenario
 
 
-class MVPNScenario(Scenario):
+class MVPNScenario(LinearScenario):
     source = "mvpn"
     action_space = ("stop", "rotate")
     hint_text = "Hint: rotating the object could provide a more informative view."
@@ -25,22 +25,10 @@ class MVPNScenario(Scenario):
     def frame_path(self, entry: Entry, image_id: int, informative: int) -> str:
         return entry.image_template.format(informative=informative, image=str(image_id).zfill(4))
 
-    # key: the turn; the view after k rotations is valid_images[k].
-    def start(self, entry: Entry):
-        return 0
-
-    def describe(self, entry: Entry, turn) -> StateSpec:
+    def frame(self, entry: Entry, turn: int, last_turn: bool) -> FrameRef:
+        # After k rotations the view is valid_images[k]; the informative version only on the last turn.
         image_id = entry.first_image if turn == 0 else entry.extra["valid_images"][turn]
-        last_turn = turn + 1 == entry.num_images
-        return StateSpec(
-            FrameRef(self.frame_path(entry, image_id, int(last_turn))),
-            shown=tuple(range(len(entry.options))),
-            valid=() if last_turn else self.non_abstain(entry),
-            accepts_answer=True,
-        )
-
-    def transition(self, entry: Entry, turn, action: str):
-        return turn + 1
+        return FrameRef(self.frame_path(entry, image_id, int(last_turn)))
 
     def reference(self, entry: Entry) -> FrameRef:
         return FrameRef(self.frame_path(entry, entry.reference_image, 1))

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from .base import Entry, FrameRef, Scenario, StateSpec, strip_periods
+from .base import Entry, FrameRef, LinearScenario, strip_periods
 
 
-class QuickDrawScenario(Scenario):
+class QuickDrawScenario(LinearScenario):
     source = "quickdraw"
     action_space = ("stop", "details")
     hint_text = "Hint: Adding more details to the quickdraw could help with classification."
@@ -14,20 +14,8 @@ class QuickDrawScenario(Scenario):
     def frame_path(self, entry: Entry, image_id: int) -> str:
         return entry.image_template.format(image=str(image_id).zfill(4))
 
-    def start(self, entry: Entry):
-        return 0
-
-    def describe(self, entry: Entry, turn) -> StateSpec:
-        last_turn = turn + 1 == entry.num_images
-        return StateSpec(
-            FrameRef(self.frame_path(entry, entry.first_image + turn)),
-            shown=tuple(range(len(entry.options))),
-            valid=() if last_turn else self.non_abstain(entry),
-            accepts_answer=True,
-        )
-
-    def transition(self, entry: Entry, turn, action: str):
-        return turn + 1
+    def frame(self, entry: Entry, turn: int, last_turn: bool) -> FrameRef:
+        return FrameRef(self.frame_path(entry, entry.first_image + turn))
 
     def reference(self, entry: Entry) -> FrameRef:
         return FrameRef(self.frame_path(entry, entry.reference_image))
