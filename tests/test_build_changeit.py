@@ -224,3 +224,29 @@ def test_question_pools_follow_the_paper():
         assert parse_action(question_type.wait_option, ("stop", "rewind", "forward")) == "forward"
     assert parse_action(REWIND, ("stop", "rewind", "forward")) == "rewind"
     assert all(is_abstain(text) for text in changeit.ABSTAIN)
+
+
+def test_each_video_is_decoded_once_for_both_questions(raw, built, tmp_path, monkeypatch):
+    """The object and action episodes of a video share one decoding, and the bytes are those of separate ones."""
+    calls = []
+    decode = changeit.decode_seconds
+    monkeypatch.setattr(changeit, "decode_seconds", lambda path, seconds, where: calls.append(path) or
+                        decode(path, seconds, where))
+    changeit._DECODED.clear()
+    out = tmp_path / "out"
+    runner.build_source("changeit", raw, out, progress=False)
+    assert sorted(calls) == sorted(raw.glob("downloads/*/*.mp4"))
+    assert split_files(out, "changeit", "test")[0].read_bytes() == split_files(built, "changeit", "test")[0].read_bytes()
+
+
+def test_shared_decoding_falls_back_to_the_episodes_own_seconds(raw):
+    """A second only the other question needs (past the video's end) does not fail this episode."""
+    video = sorted(raw.glob("downloads/*/*.mp4"))[0]
+    changeit._DECODED.clear()
+    frames = changeit.VideoFrames(video, "v/{image}.jpg", {0, 1}, shared={0, 1, 10_000})
+    assert frames.read("v/1.jpg", "test") == changeit.decode_seconds(video, {1}, "test")[1]
+    with pytest.raises(ValueError, match="was not planned"):
+        frames.read("v/2.jpg", "test")
+    alone = changeit.VideoFrames(video, "v/{image}.jpg", {10_000})
+    with pytest.raises(ValueError, match=r"second 10000 is needed"):
+        alone.read("v/10000.jpg", "test")

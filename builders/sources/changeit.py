@@ -163,6 +163,11 @@ def plan_walk(segment: tuple[int, int], rng) -> tuple[int, int]:
     return waits, math.ceil(a / waits)
 
 
+def walk_seconds(waits: int, step: int, length: int) -> set[int]:
+    """Every second a walk can show within its turn budget (max_steps = waits + 2)."""
+    return {k * step for k in range(waits + 2) if k * step < length}
+
+
 def decode_seconds(path: Path, seconds: set[int], where: str) -> dict[int, bytes]:
     """JPEG bytes of the frame in the middle of each second, in one sequential pass (seeking is unreliable)."""
     import cv2
@@ -197,19 +202,50 @@ def decode_seconds(path: Path, seconds: set[int], where: str) -> dict[int, bytes
 
 
 class VideoFrames:
-    """The FrameReader of one video: `<prefix>/<second>.jpg` → JPEG bytes, decoded together on first use."""
+    """The FrameReader of one video: `<prefix>/<second>.jpg` → JPEG bytes, decoded together on first use.
 
-    def __init__(self, video: Path, template: str, seconds: set[int]):
+    A video serves two episodes (object and action question), built one after the other: the first decodes
+    the seconds of both walks (`shared`) and leaves them in `_DECODED`, so the second reuses them instead of
+    decoding the video again. A frame's bytes do not depend on which other seconds were decoded with it.
+    """
+
+    def __init__(self, video: Path, template: str, seconds: set[int], shared: set[int] = frozenset()):
         self.video, self.template, self.seconds = video, template, set(seconds)
+        self.shared = self.seconds | set(shared)
         self.cache: dict[str, bytes] | None = None
 
     def read(self, path: str, where: str) -> bytes:
         if self.cache is None:
-            decoded = decode_seconds(self.video, self.seconds, where)
-            self.cache = {self.template.format(image=str(s)): data for s, data in decoded.items()}
+            decoded = self._decode(where)
+            self.cache = {self.template.format(image=str(s)): decoded[s] for s in self.seconds}
         if path not in self.cache:
             raise EntryError(f"{where}: frame {path!r} was not planned for {self.video}")
         return self.cache[path]
+
+    def _decode(self, where: str) -> dict[int, bytes]:
+        try:
+            stat = self.video.stat()
+        except OSError:
+            raise EntryError(f"{where}: cannot open video {self.video}") from None
+        key = (str(self.video), stat.st_size, stat.st_mtime_ns)  # a video replaced in place is decoded again
+        cached = _DECODED.get(key)
+        if cached is not None and self.seconds <= cached.keys():
+            return cached
+        try:
+            decoded = decode_seconds(self.video, self.shared, where)
+        except EntryError:
+            if self.shared == self.seconds:
+                raise
+            # The other walk's seconds fail (e.g. a video shorter than its annotation): this episode's own
+            # seconds decide, exactly as if it were decoded alone.
+            decoded = decode_seconds(self.video, self.seconds, where)
+        _DECODED.clear()  # one video at a time: memory stays flat
+        _DECODED[key] = decoded
+        return decoded
+
+
+# The last decoded video's frames, {(path, size, mtime): {second: JPEG bytes}}, per process (see VideoFrames).
+_DECODED: dict[tuple[str, int, int], dict[int, bytes]] = {}
 
 
 @dataclass(frozen=True)
@@ -276,6 +312,7 @@ class ChangeItSource(RawSource):
         rng = rng_for(config.seed, self.name, c.category.dir_name, c.video_id, qtype.name)
         waits, step = plan_walk(segment, rng)
         max_steps = waits + 2
+        seconds = walk_seconds(waits, step, len(labels))
         names = [x.dir_name if qtype.name == "object" else x.action_name for x in _categories(root)]
         answer_name = c.category.dir_name if qtype.name == "object" else c.category.action_name
         categories = choose_categories(rng, category_text(answer_name), (), [category_text(n) for n in names])
@@ -286,9 +323,7 @@ class ChangeItSource(RawSource):
             template, reader = f"{c.media}/{{image}}.jpg", DirFrameReader(root)
         else:
             template = f"changeit/{c.category.dir_name}/{c.video_id}/{{image}}.jpg"
-            # every second the walk can show within the turn budget
-            seconds = {k * step for k in range(max_steps) if k * step < len(labels)}
-            reader = VideoFrames(media, template, seconds)
+            reader = VideoFrames(media, template, seconds, self._all_walks_seconds(labels, c, config))
         entry = Entry(
             id=2 * c.index + qtype_number,
             image_template=template,
@@ -307,6 +342,18 @@ class ChangeItSource(RawSource):
             where=where,
         )
         return entry, reader
+
+    def _all_walks_seconds(self, labels: list[int], c: Candidate, config: BuildConfig) -> set[int]:
+        """The seconds every question of this video shows, so that one decoding serves both episodes."""
+        seconds: set[int] = set()
+        for qtype in QUESTION_TYPES:
+            segment = first_segment(labels, qtype.relevant)
+            if segment is None or segment[0] == 0:
+                continue
+            # plan_walk is the first draw of the question's generator, as in to_entry
+            rng = rng_for(config.seed, self.name, c.category.dir_name, c.video_id, qtype.name)
+            seconds |= walk_seconds(*plan_walk(segment, rng), len(labels))
+        return seconds
 
     def write_sample(self, out: Path, per_source: int, seed: int) -> None:
         """`per_source` annotated videos, two episodes each (object and action question)."""
