@@ -1,7 +1,7 @@
 """Episodes per second of `proactivebench eval`: batch size 1 (the reference's way: one sample, one turn, one
 `generate` at a time) against turn-synchronous batching, side by side in one run, same model, same episodes.
 
-Default: the tiny random-weight LLaVA of tests/tiny_models.py on the CPU, the sample release imported and its
+Default: the tiny random-weight LLaVA of proactivebench.eval.tiny_models on the CPU, the sample release imported and its
 test episodes repeated (new sample ids) to `--episodes`, the paper's max_new_tokens=50. Every run's verdicts
 are checked to be identical to batch size 1's (greedy, fp32).
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
 def build_dataset(root: Path, episodes: int) -> Path:
@@ -69,7 +67,7 @@ def main() -> None:
         if args.model:
             spec = args.model
         else:
-            from tiny_models import build_tiny_llava
+            from proactivebench.eval.tiny_models import build_tiny_llava
 
             spec = f"hf:{build_tiny_llava(scratch / 'tiny-llava')}"
         backend = load_backend(spec, max_new_tokens=args.max_new_tokens)

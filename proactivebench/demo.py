@@ -41,20 +41,36 @@ def _load_back(bench: Path) -> str:
     return f"load_dataset: {len(test)} test rows over {len(set(test['source']))} sources, coco config {len(coco)} rows"
 
 
+def _has_model_stack() -> bool:
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers", "tokenizers"))
+
+
+def _build_tiny_model(folder: Path) -> str:
+    from .eval.tiny_models import build_tiny_llava
+
+    build_tiny_llava(folder)
+    return f"tiny random-weight LLaVA saved to {folder} (a real transformers checkpoint; its answers are noise)"
+
+
 def plan(out: Path, seed: int) -> list[Step]:
     raw, built, predictions = out / "raw", out / "built", out / "predictions"
     bench, results, plots = out / "benchmark", out / "results.duckdb", out / "plots"
+    tiny = out / "tiny-llava"
+    models = [f"baseline:{name}" for name in FILTER_ROSTER]
     steps = [Step("write the native-layout sample data", ["sample-data", str(raw), "--seed", str(seed)], str(raw))]
+    if _has_model_stack():
+        steps.append(Step("build the tiny test model", None, str(tiny), check=lambda: _build_tiny_model(tiny)))
+        models.append(f"hf:{tiny}")
     for source in SOURCE_NAMES:
         steps.append(
             Step(f"build {source}", ["build", source, "--raw-dir", str(raw / source), "--out", str(built),
                                      "--seed", str(seed)], str(built / "data" / source))
         )
-    for name in FILTER_ROSTER:
+    for model in models:
         steps.append(
-            Step(f"first-turn predictions of baseline:{name}",
-                 ["curate", "first-turn", "--dataset", str(built), "--model", f"baseline:{name}",
-                  "--out", str(predictions)], str(predictions))
+            Step(f"first-turn predictions of {model}",
+                 ["curate", "first-turn", "--dataset", str(built), "--model", model, "--out", str(predictions)],
+                 str(predictions))
         )
     steps += [
         Step("filter: drop samples that >= 25% of the roster solve at the first turn",
@@ -71,6 +87,12 @@ def plan(out: Path, seed: int) -> list[Step]:
                      ["eval", "--dataset", str(bench), "--model", f"baseline:{name}", "--mode", mode,
                       "--results", str(results), "--no-progress"], str(results))
             )
+    if _has_model_stack():
+        steps.append(
+            Step("evaluate the tiny model (mcqa, transformers backend, batched)",
+                 ["eval", "--dataset", str(bench), "--model", f"hf:{tiny}", "--results", str(results),
+                  "--no-progress"], str(results))
+        )
     steps.append(Step("report: the paper's tables and plots",
                       ["report", "--results", str(results), "--format", "table", "--plot", str(plots)], str(plots)))
     if importlib.util.find_spec("fiftyone") is not None:
