@@ -347,6 +347,10 @@ def run_eval(
         running = _Running(writer.completed())
         new, errors = _loop(table, todo, config, mode, ablate, backend, writer, running, batch_size, progress)
         writer.finish()
+        # The paper's tables as views in the file itself, so `duckdb results.duckdb "FROM table1"` just works.
+        from .analytics import create_views
+
+        create_views(writer.connection)
         count, acc, psr = running.overall()
         total_errors = writer.connection.execute(
             "SELECT count(*) FROM episodes WHERE run_id = ? AND stop_reason = ?", [run_id, STOP_ERROR]

@@ -249,3 +249,15 @@ def test_oeg_mode_with_the_tiny_qwen(imported_dir, imported_rows, tiny_qwen_dir,
         row = imported_rows[turn[0]]
         assert turn[5] == row["question"] and turn[7] is None and turn[6] != ""  # no options, no verdicts
         assert turn[4] == row["states"][row["first_state"]]["frame"]
+
+
+def test_results_file_carries_the_views(imported_dir, tmp_path):
+    import duckdb
+
+    from proactivebench.eval.runner import EvalConfig, run_eval
+
+    results = tmp_path / "r.duckdb"
+    run_eval(EvalConfig(str(imported_dir), "baseline:oracle"), results, progress=False)
+    with duckdb.connect(str(results), read_only=True) as con:  # a plain client, no proactivebench code
+        (avg,) = con.execute("SELECT avg_acc FROM table1").fetchone()
+    assert avg == 100.0
