@@ -166,7 +166,7 @@ class Episode:
         else:
             stop = STOP_UNPARSED
 
-        if option.matched and option.verdict != MISMATCH and category.verdict != CORRECT:
+        if option.matched and category.verdict != CORRECT:
             kind, text = self.option_kinds[shown[option.index]], shown_texts[option.index]
         elif category.matched:
             kind, text = "category", self.categories[category.index]
