@@ -11,7 +11,7 @@ log = logging.getLogger(__name__)
 
 SPEC_HELP = (
     "hf:<id or dir>[+<adapter dir>], openai:<model> (with --base-url or $OPENAI_BASE_URL), "
-    "baseline:random|oracle|always-proactive|always-abstain"
+    "baseline:random|oracle|oracle-proactive|always-proactive|always-abstain"
 )
 
 

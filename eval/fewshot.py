@@ -182,6 +182,13 @@ def _fix_plan(episode: Episode, plan: list[int]) -> list[int]:
     return plan + list(_path_options(episode, path))
 
 
+def informative_plan(episode: Episode) -> list[int]:
+    """From the episode's current state: the moves to its informative view (the reference frame) where a state
+    shows it, else every valid move until none remains; then a state that accepts the answer. Used by the
+    `oracle-proactive` baseline; deterministic (lowest option index first)."""
+    return _fix_plan(episode, _to_reference(episode, random.Random(0)))
+
+
 def _path_options(episode: Episode, path: list[int] | None):
     for here, there in zip(path or [], (path or [])[1:]):
         yield next(m.option for m in episode.states[here].moves if m.to == there)

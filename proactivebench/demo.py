@@ -17,7 +17,7 @@ from typing import Callable
 
 from .sources import SOURCE_NAMES
 
-BASELINES = ("random", "oracle", "always-proactive", "always-abstain")
+BASELINES = ("random", "oracle", "oracle-proactive", "always-proactive", "always-abstain")
 # The oracle solves everything at once; in a filtering roster it would exclude every sample it can answer.
 FILTER_ROSTER = ("random", "always-proactive", "always-abstain")
 

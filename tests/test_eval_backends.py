@@ -92,7 +92,7 @@ def _play(row, spec, mode="mcqa"):
 
 
 def test_baselines_answer_through_the_parser(imported_rows):
-    assert set(POLICIES) == {"random", "oracle", "always-proactive", "always-abstain"}
+    assert set(POLICIES) == {"random", "oracle", "oracle-proactive", "always-proactive", "always-abstain"}
     for row in imported_rows.values():
         oracle = _play(row, "baseline:oracle")
         assert oracle.correct and oracle.stop_reason == "correct"
@@ -143,3 +143,17 @@ def test_hf_base_plus_lora_adapter(tiny_llava_dir, tmp_path, one_torch_thread):
 def test_hf_missing_model_is_a_one_line_error(tmp_path):
     with pytest.raises(ValueError, match="cannot load model"):
         load_backend(f"hf:{tmp_path / 'no-such-model'}")
+
+
+def test_oracle_proactive_walks_to_the_informative_view(imported_dir, tmp_path):
+    from proactivebench.eval.runner import EvalConfig, run_eval
+
+    summary = run_eval(EvalConfig(str(imported_dir), "baseline:oracle-proactive"), tmp_path / "r.duckdb", progress=False)
+    assert summary.acc == 100.0
+    # Moves to the reference frame, counted by hand on the sample release: ROD 7 each way round (two episodes),
+    # VSOD 1 -> 3 (2 waits), MVP-N 2 rotations, IN-C 4 fixes, QuickDraw 2 strokes, ChangeIt 0 -> 9 is not on the
+    # step-4 grid so it walks (wait, wait, then only rewind is new: stop) = 2, COCO: the full image is no state, so
+    # every move until none remain: up_left 2 + 2, zoom 3, right 2.
+    expected = {"rod": 7, "vsod": 2, "mvpn": 2, "imagenet_c": 4, "quickdraw": 2, "changeit": 2, "coco": (4 + 3 + 2) / 3}
+    for source, (count, acc, psr) in summary.per_source.items():
+        assert acc == 100.0 and psr == pytest.approx(expected[source]), source

@@ -4,6 +4,8 @@ They read the live episode (the request's context) instead of the pixels:
 - `random`: a uniformly random lettered entry.
 - `oracle`: the shortest way to a state that accepts the answer (schema.shortest_answer_path), then the answer:
   100% accuracy with the fewest proactive suggestions the graph allows.
+- `oracle-proactive`: 100% accuracy the other way: every valid move to the informative view (the reference
+  frame, where a state shows it; else until no valid move remains), then the answer; the most suggestions.
 - `always-proactive`: a random shown proactive option; a random category where none is shown.
 - `always-abstain`: the shown abstain option; "I cannot tell." where none is shown (reference mode).
 Randomness is seeded by (seed, request key), so outputs do not depend on batching or order.
@@ -57,6 +59,20 @@ def _oracle(episode, rng: random.Random) -> str:
     return answer  # unreachable: the path's first edge is a move of this state
 
 
+def _oracle_proactive(episode, rng: random.Random) -> str:
+    from ..fewshot import informative_plan
+
+    shown, categories = _lettered(episode)
+    if episode.mode != "reference":
+        # Planned once from the first state: replanning mid-way would forget where the walk has been.
+        if "_informative_plan" not in episode.__dict__:
+            episode._informative_plan = informative_plan(episode)
+        plan = episode._informative_plan
+        if len(episode.turns) < len(plan):
+            return _letter(shown.index(plan[len(episode.turns)]))
+    return _letter(len(shown) + categories.index(episode.answer))
+
+
 def _always_proactive(episode, rng: random.Random) -> str:
     shown, categories = _lettered(episode)
     proactive = [i for i, option in enumerate(shown) if episode.option_kinds[option] == "proactive"]
@@ -95,6 +111,7 @@ Policy = Callable[[object, random.Random], str]
 POLICIES: dict[str, tuple[Policy, Policy]] = {
     "random": (_random, _oeg_random),
     "oracle": (_oracle, _oeg_oracle),
+    "oracle-proactive": (_oracle_proactive, _oeg_oracle),
     "always-proactive": (_always_proactive, _oeg_proactive),
     "always-abstain": (_always_abstain, _oeg_abstain),
 }
