@@ -1,4 +1,4 @@
-"""Tiny random-weight vision-language models for tests (design §7): built from a config in seconds, saved to a
+"""Tiny random-weight vision-language models for tests and the demo (design §7): built from a config in seconds, saved to a
 folder that `from_pretrained`, the `hf:` backend and `transformers serve` load like any Hub checkpoint.
 
 Two architectures, because the paper's roster is mostly Qwen2.5-VL / LLaVA-style:
