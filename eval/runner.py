@@ -159,6 +159,9 @@ class EvalConfig:
     def validate(self) -> "EvalConfig":
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
+        from .backends.base import check_spec
+
+        check_spec(self.model)  # before any dataset loading
         if self.ablation and self.mode == "oeg":
             raise ValueError("--ablation applies to the multiple-choice modes, not oeg")
         get_ablation(self.ablation)

@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (CommandError, ValueError, FileNotFoundError, PermissionError) as error:
+    except (CommandError, ValueError, FileNotFoundError, PermissionError, ConnectionError) as error:
         if args.verbose:
             raise
         print(f"error: {error}", file=sys.stderr)

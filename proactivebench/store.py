@@ -287,7 +287,12 @@ def load(root: Path | str, source: str | None = None, split: str = "test", **kwa
 
     config = source or "default"
     if not Path(root).is_dir():
-        return datasets.load_dataset(str(root), config, split=split, **kwargs)
+        if str(root).startswith((".", "/", "~")) or str(root).count("/") > 1:
+            raise FileNotFoundError(f"no such dataset folder: {root}")
+        try:
+            return datasets.load_dataset(str(root), config, split=split, **kwargs)
+        except ConnectionError as error:  # offline, or the Hub unreachable: one line, not a traceback
+            raise ValueError(f"cannot reach dataset {str(root)!r} on the Hub: {error}") from None
     files = config_files(root, config, split)
     return datasets.load_dataset(
         "parquet", data_files={split: [str(p) for p in files]}, features=FEATURES, split=split, **kwargs

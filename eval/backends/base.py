@@ -131,15 +131,21 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return kind, target
 
 
-def load_backend(spec: str, **options) -> Backend:
-    """`hf:<id or dir>[+<adapter dir>]`, `openai:<model>`, `baseline:<name>`; options go to the backend."""
+def check_spec(spec: str) -> BackendFactory:
+    """The factory for a spec, or a one-line error; cheap (loads no model), so commands can fail fast."""
     from . import baseline, hf, openai_server  # noqa: F401 - importing registers the factories
 
-    kind, target = parse_spec(spec)
+    kind, _ = parse_spec(spec)
     try:
-        factory = BACKENDS[kind]
+        return BACKENDS[kind]
     except KeyError:
         raise ValueError(f"unknown backend {kind!r} in {spec!r}; expected one of {', '.join(sorted(BACKENDS))}") from None
+
+
+def load_backend(spec: str, **options) -> Backend:
+    """`hf:<id or dir>[+<adapter dir>]`, `openai:<model>`, `baseline:<name>`; options go to the backend."""
+    factory = check_spec(spec)
+    kind, target = parse_spec(spec)
     accepted = getattr(factory, "OPTIONS", None)
     if accepted is not None:
         # One option set serves every kind (the CLI, curation and GRPO pass the same dict): drop what a kind
