@@ -74,6 +74,18 @@ def _as_row(item: EpisodeRecord | Mapping[str, Any]) -> Mapping[str, Any]:
     return item.to_row() if isinstance(item, EpisodeRecord) else item
 
 
+_IMAGE = FEATURES["frames"].feature
+
+
+def _encode_frame(frame: Any) -> dict:
+    """A frame that carries its bytes keeps them. `datasets.Image.encode_example` stores the path alone whenever
+    the frame's name is a file under the current directory (a build run from inside its raw folder lost every
+    image that way); it still encodes every other kind of frame (PIL images, arrays, paths)."""
+    if isinstance(frame, Mapping) and frame.get("bytes") is not None:
+        return {"bytes": frame["bytes"], "path": frame.get("path")}
+    return _IMAGE.encode_example(frame)
+
+
 class _ShardWriter:
     """Rolls parquet files at a byte budget and flushes row groups at a byte or row budget."""
 
@@ -89,7 +101,11 @@ class _ShardWriter:
         self.rows = 0
 
     def add(self, row: Mapping[str, Any]) -> None:
-        encoded = FEATURES.encode_example(dict(row))
+        row = dict(row)
+        frames = row.pop("frames", None)
+        encoded = FEATURES.encode_example(row)
+        if frames is not None:
+            encoded["frames"] = [_encode_frame(frame) for frame in frames]
         self.buffer.append(encoded)
         self.buffer_bytes += sum(len(f.get("bytes") or b"") for f in encoded["frames"]) + 1024
         self.rows += 1
@@ -107,10 +123,12 @@ class _ShardWriter:
             self.paths.append(path)
             self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
             self.shard_bytes = 0
-        table = pa.Table.from_pylist(self.buffer, schema=self.schema)
-        self.writer.write_table(table, row_group_size=len(self.buffer))
+        rows, self.buffer = self.buffer, []
+        table = pa.Table.from_pylist(rows, schema=self.schema)
+        del rows  # Arrow holds its own copy of the bytes now: release ours before the writer compresses them
+        self.writer.write_table(table, row_group_size=table.num_rows)
         self.shard_bytes += self.buffer_bytes
-        self.buffer, self.buffer_bytes = [], 0
+        self.buffer_bytes = 0
 
     def close(self) -> list[Path]:
         self.flush()

@@ -66,3 +66,16 @@ def test_truncated_tail_of_a_source_frame_fails_the_build(tmp_path):
     victim.write_bytes(data[: len(data) - 40])
     with pytest.raises(ValueError, match=rf"{victim.name}' does not decode"):
         build("imagenet_c", raw, tmp_path / "out")
+
+
+def test_a_build_run_from_inside_its_raw_folder_keeps_the_frame_bytes(tmp_path, monkeypatch):
+    """Frame names are paths relative to the raw folder; run from there, every name is a file under the current
+    directory, which `datasets.Image.encode_example` would store as a bare path without bytes."""
+    from proactivebench.store import iter_rows
+
+    raw = write_sample(tmp_path, "imagenet_c", per_source=2)
+    monkeypatch.chdir(raw)
+    build("imagenet_c", ".", tmp_path / "out")
+    frames = [f for row in iter_rows(tmp_path / "out", ["imagenet_c"]) for f in row["frames"]]
+    assert frames and all((raw / f["path"]).is_file() for f in frames)  # the names do point into the cwd
+    assert all(f["bytes"] == (raw / f["path"]).read_bytes() for f in frames)
