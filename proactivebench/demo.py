@@ -97,8 +97,8 @@ def plan(out: Path, seed: int) -> list[Step]:
                       ["report", "--results", str(results), "--format", "table", "--plot", str(plots)], str(plots)))
     if importlib.util.find_spec("fiftyone") is not None:
         steps.append(Step("FiftyOne dataset of episodes and trajectories",
-                          ["browse", "--dataset", str(bench), "--results", str(results),
-                           "--name", f"proactivebench-demo-{abs(hash(str(out.resolve()))) % 10**8}"], "FiftyOne"))
+                          # the default name derives from the dataset path: `browse --launch` on it reuses this
+                          ["browse", "--dataset", str(bench), "--results", str(results)], "FiftyOne"))
     return steps
 
 
