@@ -122,8 +122,9 @@ def run_demo(out: Path, seed: int = 0, fresh: bool = True) -> int:
             print("  " + step.check(), flush=True)
         print(f"  -> {step.output}", flush=True)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; everything is under {out}")
-    print(f"  query the results with SQL: duckdb {out / 'results.duckdb'} \"SELECT * FROM table1\"  "
-          f"(or: proactivebench report --results {out / 'results.duckdb'})")
+    results = out / "results.duckdb"
+    print(f"  query the results with SQL: python -c \"import duckdb; duckdb.connect('{results}').sql('FROM table1')"
+          f".show()\"  (or: proactivebench report --results {results})")
     return 0
 
 
