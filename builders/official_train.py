@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from proactivebench.actions import ACTIONS, is_abstain, parse_action
-from proactivebench.schema import NUM_CATEGORIES, EpisodeRecord, Frame, Move, Option, State
+from proactivebench.schema import NUM_CATEGORIES, EpisodeRecord, Frame, Move, State
 from proactivebench.sources import get_source
 from proactivebench.store import StagedOutput, atomic_write_json
 
@@ -243,11 +243,7 @@ def row_to_episode(row: TrainRow, images: list[dict] | None, source: str) -> Epi
         check_decodes(image["bytes"], name, row.where)
         frames.append(Frame(image["bytes"], name))  # the authors' bytes, unchanged
     scenario = scenario_for(source)
-    options = [
-        Option(text, "abstain", "stop") if is_abstain(text)
-        else Option(text, "proactive", parse_action(text, scenario.action_space) or "")
-        for text in row.leading
-    ]
+    options = [scenario.option(text) for text in row.leading]
     moves = [Move(i, 0) for i, text in enumerate(row.leading) if text in row.proactive_actions]
     unknown = kind == "proactive"
     info = get_source(source)

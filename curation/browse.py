@@ -209,15 +209,13 @@ EPISODE_COLUMNS = ("correct", "num_turns", "proactive_suggestions", "stop_reason
 
 def read_runs(results: Path | str) -> list[RunTrace]:
     """Every run of a results DuckDB file with its turns and episodes."""
-    import duckdb
+    from proactivebench.eval.results import open_read_only
 
     path = Path(results)
-    if not path.is_file():
-        raise BrowseError(f"results file {path} does not exist")
     try:
-        connection = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as error:
-        raise BrowseError(f"results file {path} is not a DuckDB database: {error}") from error
+        connection = open_read_only(path)
+    except (FileNotFoundError, ValueError) as error:
+        raise BrowseError(str(error)) from None
     try:
         tables = {name for (name,) in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         missing = {"runs", "turns", "episodes"} - tables

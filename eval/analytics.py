@@ -258,13 +258,10 @@ def open_results(path: str | Path, predictions: str | Path | None = None,
     """Open a results file read-only with every view attached (temporary), ready for queries."""
     import duckdb
 
+    from .results import open_read_only
+
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"results file not found: {path}")
-    try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as error:
-        raise ValueError(f"{path}: cannot open as a DuckDB results file ({str(error).splitlines()[0]})") from None
+    con = open_read_only(path)
     try:
         create_views(con, temporary=True)
     except (ValueError, duckdb.Error) as error:  # e.g. tables of another schema: one line, not a traceback

@@ -30,6 +30,19 @@ CREATE TABLE IF NOT EXISTS judgments (
 """
 
 
+def open_read_only(path: str | Path):
+    """An existing results file, read-only; a missing or non-DuckDB file is a one-line error naming it."""
+    import duckdb
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"results file not found: {path}")
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as error:
+        raise ValueError(f"{path}: cannot open as a DuckDB results file ({str(error).splitlines()[0]})") from None
+
+
 def connect(path: str | Path, read_only: bool = False):
     """Open (and create the tables of) a results file."""
     import duckdb

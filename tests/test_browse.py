@@ -164,7 +164,7 @@ def test_cli_builds_and_rejects_bad_input(fo, imported_dir, results_file, tmp_pa
     assert cli.main(["browse", "--dataset", str(tmp_path / "nothing")]) == 2
     assert "holds no hub-layout episodes" in capsys.readouterr().err
     assert cli.main(["browse", "--dataset", str(imported_dir), "--results", str(tmp_path / "none.duckdb")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "results file not found" in capsys.readouterr().err
 
 
 def test_database_failure_names_the_fix(fo, tmp_path, monkeypatch, capsys):

@@ -158,14 +158,14 @@ class Scenario:
     def non_abstain(self, entry: Entry) -> tuple[int, ...]:
         return tuple(i for i, text in enumerate(entry.options) if not is_abstain(text))
 
+    def option(self, text: str) -> Option:
+        """An option text as stored: abstain by the reference's rule, else the action it asks for here."""
+        if is_abstain(text):
+            return Option(text, "abstain", "stop")
+        return Option(text, "proactive", parse_action(text, self.action_space) or "")
+
     def options(self, entry: Entry) -> list[Option]:
-        result = []
-        for text in entry.options:
-            if is_abstain(text):
-                result.append(Option(text, "abstain", "stop"))
-            else:
-                result.append(Option(text, "proactive", parse_action(text, self.action_space) or ""))
-        return result
+        return [self.option(text) for text in entry.options]
 
 
 class LinearScenario(Scenario):
