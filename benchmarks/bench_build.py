@@ -6,9 +6,13 @@ peak memory (best of `--repeat` runs). The limit is the same machine's images pe
 build wrote (same format), measured in the same process right after the build (the machine is shared, so
 both sides see the same load); it is the least a builder that checks its images could do per image. Peak
 memory is the build process's own VmHWM (plus its workers with --num-proc). Memory
-should stay flat between the sizes: the builders stream (up to one row group, at most ROW_GROUP_ROWS episodes
-or ROW_GROUP_BYTES, is held before it is written). ChangeIt decodes videos, not JPEG files: its line also shows
-its own floor, the rate if nothing but decoding each video once were paid (`source_floor`).
+should stay flat between the sizes: the builders stream, holding one row group (ROW_GROUP_ROWS episodes or
+ROW_GROUP_BYTES of frames, whichever comes first) before it is written. Arrow's conversion and the parquet writer
+take about six times that group at the flush, so with large frames the peak grows until the first group is full
+(100 episodes or 64 MB) and is flat from there: compare sizes on the same side of it.
+
+ChangeIt decodes videos, not JPEG files: its line also shows its own floor, the rate if nothing but decoding
+each video once were paid (`source_floor`).
 
 The sample writers draw tiny frames (64-128 px), so per-episode overhead dominates there. `--frames realistic`
 enlarges every input image of the sample to the size of the real download before the build (ImageNet-C
