@@ -59,3 +59,14 @@ def tiny_qwen_dir(tmp_path_factory):
     from proactivebench.eval.tiny_models import build_tiny_qwen2_5_vl
 
     return build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny-qwen"))
+
+
+@pytest.fixture
+def one_torch_thread():
+    """The shared 2-core CPU: torch's spinning intra-op threads make tiny models ~10x slower under load."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

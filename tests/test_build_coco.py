@@ -135,7 +135,7 @@ def test_walks_follow_the_camera_movement_rules(built, raw):
 
 def test_categories_use_supercategory_negatives(built, raw):
     document = annotations(raw, "val2014")
-    superof = {coco.category_text(c["name"]): c["supercategory"] for c in document["categories"]}
+    superof = {coco.sentence(c["name"]): c["supercategory"] for c in document["categories"]}
     for row in rows(built):
         assert len(set(row["categories"])) == 4 and row["answer"] in row["categories"]
         group = superof[row["answer"]]

@@ -85,7 +85,7 @@ def test_graph_follows_the_details_rules(built):
         assert amounts[0] > 0 and amounts == sorted(amounts) and amounts[0] < amounts[-1]
         assert all(f["path"].startswith(f"quickdraw/{meta['word']}/{meta['key_id']}/") for f in row["frames"])
         assert row["answer"] in row["categories"] and len(set(row["categories"])) == 4
-        assert row["answer"] == quickdraw.category_text(meta["word"])
+        assert row["answer"] == quickdraw.sentence(meta["word"])
         assert row["oeg_answers"] == ["Add more details to the drawing", row["answer"].rstrip(".")]
 
 

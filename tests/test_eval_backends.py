@@ -10,16 +10,6 @@ from proactivebench.eval.backends import Request, load_backend, parse_spec, sing
 from proactivebench.eval.backends.baseline import POLICIES
 
 
-@pytest.fixture
-def one_torch_thread():
-    """The shared 2-core CPU: torch's spinning intra-op threads make tiny models ~10x slower under load."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _requests():
     return [

@@ -150,15 +150,6 @@ def served_tiny_llava(tiny_llava_dir, tmp_path_factory):
         log.close()
 
 
-@pytest.fixture
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # the shared CPU: spinning intra-op threads slow tiny models ~10x
-    yield
-    torch.set_num_threads(before)
-
 
 def test_transformers_serve_matches_the_hf_backend(served_tiny_llava, tiny_llava_dir, imported_dir, tmp_path,
                                                    one_torch_thread):

@@ -17,16 +17,6 @@ from proactivebench.eval.results import merge_results
 from proactivebench.eval.runner import EvalConfig, parse_shard, run_eval
 from proactivebench.schema import shortest_answer_path, states_from_rows
 
-@pytest.fixture
-def one_torch_thread():
-    """The shared 2-core CPU: torch's spinning intra-op threads make tiny models ~10x slower under load."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 TURN_COLUMNS = "sample_id, source, turn, state, frame, prompt, output, option_verdict, category_verdict, chosen_kind, chosen_text, error"
 EPISODE_COLUMNS = "sample_id, source, correct, num_turns, proactive_suggestions, stop_reason"

@@ -1,6 +1,5 @@
 """import-official --train-parquet: the authors' GRPO train shards → `train` episodes, fed to the GRPO reward."""
 
-import copy
 import json
 
 import datasets

@@ -61,9 +61,6 @@ QUESTIONS = (
 ABSTAIN = ("I cannot answer this question.", "I cannot tell.", "I do not know what this object is.")
 
 
-def category_text(name: str) -> str:
-    return sentence(name)
-
 
 @dataclass(frozen=True)
 class Axis:
@@ -235,8 +232,8 @@ class COCOSource(RawSource):
         answer = category["name"]
         # the paper's negatives are CLIP-mined; here: the same supercategory first, then any category
         labels = choose_categories(
-            rng, category_text(answer), [category_text(n) for n in by_super[category.get("supercategory", "")]],
-            [category_text(n) for n in names],
+            rng, sentence(answer), [sentence(n) for n in by_super[category.get("supercategory", "")]],
+            [sentence(n) for n in names],
         )
         options = [*move_options(direction), rng.choice(ABSTAIN)]
         rng.shuffle(options)
@@ -246,7 +243,7 @@ class COCOSource(RawSource):
             "image_template": f"{folder}/{image['file_name']}",
             "first_image": 0, "num_images": 1, "reference_image": 0,
             "prompt": rng.choice(QUESTIONS), "options": options, "categories": labels,
-            "answer": category_text(answer),
+            "answer": sentence(answer),
             "direction": direction, "granularity": g,
             "horizontal_step": plan["horizontal_step"], "vertical_step": plan["vertical_step"], "crop": plan["crop"],
             "annotation_id": annotation.get("id"), "bbox": [x0, y0, x1 - x0, y1 - y0],
@@ -364,7 +361,7 @@ def write_coco_sample(out: Path, per_split: int, seed: int) -> None:
         document = {
             "info": {"description": "COCO 2014 Dataset", "url": "http://cocodataset.org", "version": "1.0",
                      "year": 2014, "contributor": "COCO Consortium", "date_created": "2017/09/01"},
-            "licenses": [{"url": f"http://creativecommons.org/licenses/by/2.0/", "id": i, "name": "Attribution License"}
+            "licenses": [{"url": "http://creativecommons.org/licenses/by/2.0/", "id": i, "name": "Attribution License"}
                          for i in range(1, 9)],
             "images": images, "annotations": annotations, "categories": categories,
         }

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..runner import rng_for
@@ -76,10 +76,6 @@ ABSTAIN = (
     "I do not know what this is.",
 )
 
-
-def category_text(word: str) -> str:
-    """The reference's category style: sentence case with a period ("The eiffel tower.")."""
-    return sentence(word)
 
 
 @dataclass(frozen=True)
@@ -239,8 +235,8 @@ class QuickDrawSource(RawSource):
         drawing = parse_drawing(candidate.line, candidate.word, where)
         rng = rng_for(config.seed, self.name, drawing.key_id)
         # [paper] random other classes as negatives
-        others = [category_text(w) for w in _words(root)]
-        categories = choose_categories(rng, category_text(drawing.word), (), others)
+        others = [sentence(w) for w in _words(root)]
+        categories = choose_categories(rng, sentence(drawing.word), (), others)
         options = [rng.choice(PROACTIVE), rng.choice(ABSTAIN)]
         rng.shuffle(options)
         template = f"quickdraw/{drawing.word}/{drawing.key_id}/{{image}}.png"
@@ -254,7 +250,7 @@ class QuickDrawSource(RawSource):
             prompt=rng.choice(QUESTIONS),
             options=options,
             categories=categories,
-            answer=category_text(drawing.word),
+            answer=sentence(drawing.word),
             extra={
                 "key_id": str(drawing.key_id), "word": drawing.word, "countrycode": drawing.countrycode,
                 "num_strokes": len(drawing.strokes), "strokes_per_frame": reader.counts,
