@@ -42,7 +42,7 @@ from pathlib import Path
 
 CHILD = r"""
 import json, resource, sys, time
-from proactivebench.builders.runner import build_source, get_raw_source
+from proactivebench.builders.build_runner import build_source, get_raw_source
 sys.path.insert(0, sys.argv[5])
 from bench_build import decode_reencode_rate, source_floor
 source, raw, out, num_proc = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
@@ -222,7 +222,7 @@ def grow_quickdraw(raw: Path, episodes: int) -> None:
 
 
 def write_input(raw: Path, source: str, size: int, frames: str) -> None:
-    from proactivebench.builders.runner import get_raw_source
+    from proactivebench.builders.build_runner import get_raw_source
 
     raw.mkdir(parents=True)
     get_raw_source(source).write_sample(raw, size, 0)
@@ -244,7 +244,7 @@ def frame_size(out: Path, source: str) -> str:
 
 def main() -> None:
     from proactivebench.builders.raw import RAW_SOURCES
-    from proactivebench.builders.runner import get_raw_source
+    from proactivebench.builders.build_runner import get_raw_source
 
     get_raw_source("rod")
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

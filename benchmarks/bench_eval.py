@@ -1,7 +1,7 @@
 """Episodes per second of `proactivebench eval`: batch size 1 (the reference's way: one sample, one turn, one
 `generate` at a time) against turn-synchronous batching, side by side in one run, same model, same episodes.
 
-Default: the tiny random-weight LLaVA of proactivebench.eval.tiny_models on the CPU, the sample release imported and its
+Default: the tiny random-weight LLaVA of proactivebench.samples.tiny_models on the CPU, the sample release imported and its
 test episodes repeated (new sample ids) to `--episodes`, the paper's max_new_tokens=50. Every run's verdicts
 are checked to be identical to batch size 1's (greedy, fp32).
 
@@ -24,7 +24,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 def build_dataset(root: Path, episodes: int) -> Path:
     """The imported sample release's test episodes, repeated with fresh sample ids up to `episodes`."""
     from proactivebench.builders.official import import_official
-    from proactivebench.builders.sample_release import write_sample_release
+    from proactivebench.samples.release import write_sample_release
     from proactivebench.store import StagedOutput, iter_rows
 
     imported = root / "imported"
@@ -67,7 +67,7 @@ def main() -> None:
         if args.model:
             spec = args.model
         else:
-            from proactivebench.eval.tiny_models import build_tiny_llava
+            from proactivebench.samples.tiny_models import build_tiny_llava
 
             spec = f"hf:{build_tiny_llava(scratch / 'tiny-llava')}"
         backend = load_backend(spec, max_new_tokens=args.max_new_tokens)

@@ -95,7 +95,7 @@ def register_raw_builders(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_sample_data(args: argparse.Namespace) -> int:
-    from .sample_data import write_sample_data
+    from proactivebench.samples.native import write_sample_data
 
     written = write_sample_data(args.out, args.sources, args.per_source, args.seed)
     for source, folder in written.items():
@@ -104,7 +104,7 @@ def run_sample_data(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from .runner import REPORT_NAME, build_source
+    from .build_runner import REPORT_NAME, build_source
 
     report = build_source(
         args.source, args.raw_dir, args.out, split=args.split, seed=args.seed, num_proc=args.num_proc,

@@ -418,7 +418,7 @@ def make_train_row(
     question: str, options: list[str], proactive_actions: list[str], ground_truth: str, image: Any, **confidence
 ) -> dict:
     """One row in the authors' layout; the prompt is the reference's MCQA text (protocol §1.4)."""
-    from proactivebench.eval.prompts import multi_choice
+    from proactivebench.prompts import multi_choice
 
     return {
         "prompt": [{"role": "user", "content": [{"type": "text", "text": multi_choice(question, options)}]}],

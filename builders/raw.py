@@ -2,7 +2,7 @@
 
 A raw source turns the layout a user gets from the original download into entries in the authors' jsonl
 format (`scenarios.Entry`) plus a `FrameReader` for their images; `scenarios.entry_to_episode` does the rest,
-exactly as for the authors' release. The generic runner (`build_source`, below or in `builders/runner.py`)
+exactly as for the authors' release. The generic runner (`build_source`, below or in `builders/build_runner.py`)
 adds progress, `--on-error`, `--num-proc`, `--limit`, streaming writes and the build report.
 """
 

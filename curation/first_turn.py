@@ -135,8 +135,8 @@ def _batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
 def predict_batch(backend, spec: str, rows: list[dict], hint: bool = False) -> list[dict]:
     """One backend call for the first turns of `rows`, scored by the engine."""
     from proactivebench.eval.backends import single_turn
-    from proactivebench.eval.engine import Episode
-    from proactivebench.eval.parsing import CORRECT
+    from proactivebench.engine import Episode
+    from proactivebench.parsing import CORRECT
 
     episodes = [Episode(row, hint=hint) for row in rows]
     requests = []

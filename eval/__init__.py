@@ -1,6 +1,7 @@
-"""Evaluation: the generic episode engine, prompts and parsing, metrics."""
+"""Evaluation: backends, the batch runner, metrics, results and reports. The engine, prompts and parser are in the
+core (`proactivebench.engine`, `.prompts`, `.parsing`); `Episode` etc. are re-exported here."""
 
-from .engine import Episode, EpisodeResult, Observation, Turn
+from proactivebench.engine import Episode, EpisodeResult, Observation, Turn
 from .metrics import summarize
 from .backends import Backend, Generation, Request, load_backend
 from .runner import EvalConfig, RunSummary, run_eval

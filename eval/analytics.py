@@ -38,7 +38,7 @@ SINGLE_TURN_MODES = ("reference", "oeg")
 # Columns that identify a setting (and a row of table1 / oeg_table).
 SETTING_COLUMNS = "run, model, mode, hint, ablation, variant, dataset"
 
-ACTIONS = ("proactive", "abstain", "correct_category", "wrong_category", "unparsed", "error")
+ANSWER_KINDS = ("proactive", "abstain", "correct_category", "wrong_category", "unparsed", "error")
 DEFAULT_THRESHOLD = 0.25
 
 
@@ -140,7 +140,7 @@ def result_views() -> list[View]:
                 WHERE e.mode NOT IN {SINGLE_TURN_MODES})
             SELECT * FROM (
                 SELECT {SETTING_COLUMNS}, coalesce(source, 'all') AS source, count(*) AS turns,
-                       {', '.join(_action_share(a) for a in ACTIONS)}
+                       {', '.join(_action_share(a) for a in ANSWER_KINDS)}
                 FROM choices
                 GROUP BY GROUPING SETS (({SETTING_COLUMNS}, source), ({SETTING_COLUMNS})))
             ORDER BY run, source <> 'all', {_by_source()}""",

@@ -76,7 +76,7 @@ def _judge(args) -> int:
 
 def register(subparsers) -> None:
     from .ablation import ABLATIONS
-    from .parsing import PARSERS
+    from proactivebench.parsing import PARSERS
     from .runner import MODES
 
     parser = subparsers.add_parser(

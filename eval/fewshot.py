@@ -43,7 +43,7 @@ from typing import Any, Callable, Mapping
 from proactivebench.schema import shortest_answer_path
 
 from .backends import Request
-from .engine import Episode
+from proactivebench.engine import Episode
 from .history import HISTORY_SIZE, assistant_message, frame_image, history_turns, user_message
 
 DEFAULT_SHOT_SIZE = 224  # sources without an `icl_resize` of their own

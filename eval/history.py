@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .backends import Request
-from .engine import decode_image
+from proactivebench.engine import decode_image
 
 HISTORY_SIZE = 224  # protocol §5.1: "all images were resized to a 224 px short edge"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
-from .engine import EpisodeResult
+from proactivebench.engine import EpisodeResult
 
 
 @dataclass(frozen=True)

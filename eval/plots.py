@@ -15,7 +15,7 @@ from typing import Callable
 
 from proactivebench.sources import SOURCE_NAMES
 
-from .analytics import ACTIONS, source_label
+from .analytics import ANSWER_KINDS, source_label
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def plot_action_distribution(con):
     ax = fig.subplots()
     left = [0.0] * len(frame)
     labels = list(frame["run"])
-    for action in ACTIONS:
+    for action in ANSWER_KINDS:
         shares = list(frame[action])
         ax.barh(labels, shares, left=left, color=ACTION_COLORS[action], label=action.replace("_", " "))
         left = [a + b for a, b in zip(left, shares)]

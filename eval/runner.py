@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from .ablation import get_ablation
 from .backends import Backend, Request, load_backend, single_turn
-from .engine import STOP_ERROR, Episode, EpisodeResult, Turn
+from proactivebench.engine import STOP_ERROR, Episode, EpisodeResult, Turn
 from .fewshot import ContextOptions, prepare_context
 from .results import ResultsWriter, RunInfo, run_id_for
 
@@ -66,7 +66,7 @@ class OEGObservation:
 
     @property
     def image(self):
-        from .engine import decode_image
+        from proactivebench.engine import decode_image
 
         return decode_image(self._frames[self.frame])
 

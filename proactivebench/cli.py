@@ -18,7 +18,7 @@ COMMAND_MODULES = (
     "proactivebench.eval.commands",  # eval, judge
     "proactivebench.eval.report_commands",  # report
     "proactivebench.curation.browse_commands",  # browse
-    "proactivebench.eval.grpo_commands",  # train-grpo
+    "proactivebench.train.commands",  # train-grpo
     "proactivebench.demo",  # demo
 )
 

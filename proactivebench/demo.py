@@ -46,7 +46,7 @@ def _has_model_stack() -> bool:
 
 
 def _build_tiny_model(folder: Path) -> str:
-    from .eval.tiny_models import build_tiny_llava
+    from .samples.tiny_models import build_tiny_llava
 
     build_tiny_llava(folder)
     return f"tiny random-weight LLaVA saved to {folder} (a real transformers checkpoint; its answers are noise)"

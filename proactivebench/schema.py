@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import datasets
 
-from .sources import SCENARIOS, SOURCE_NAMES
+from .sources import SCENARIO_NAMES, SOURCE_NAMES
 
 NUM_CATEGORIES = 4
 OPTION_KINDS = ("proactive", "abstain")
@@ -224,8 +224,8 @@ def _fail(record: EpisodeRecord, field_name: str, message: str) -> None:
 def validate_row_fields(r: EpisodeRecord) -> None:
     if r.source not in SOURCE_NAMES:
         _fail(r, "source", f"{r.source!r} is not one of {', '.join(SOURCE_NAMES)}")
-    if r.scenario not in SCENARIOS:
-        _fail(r, "scenario", f"{r.scenario!r} is not one of {', '.join(SCENARIOS)}")
+    if r.scenario not in SCENARIO_NAMES:
+        _fail(r, "scenario", f"{r.scenario!r} is not one of {', '.join(SCENARIO_NAMES)}")
     if not r.sample_id.startswith(f"{r.source}-"):
         _fail(r, "sample_id", f"must start with '{r.source}-'")
     if len(r.categories) != NUM_CATEGORIES:

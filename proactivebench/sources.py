@@ -62,7 +62,7 @@ SOURCES: dict[str, SourceInfo] = {
 
 SOURCE_NAMES: tuple[str, ...] = tuple(SOURCES)
 BY_OFFICIAL_NAME: dict[str, SourceInfo] = {s.official_name: s for s in SOURCES.values()}
-SCENARIOS: tuple[str, ...] = tuple(s.scenario for s in SOURCES.values())
+SCENARIO_NAMES: tuple[str, ...] = tuple(s.scenario for s in SOURCES.values())
 
 
 def get_source(name: str) -> SourceInfo:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from proactivebench.builders.runner import build_source, get_raw_source
+from proactivebench.builders.build_runner import build_source, get_raw_source
 from proactivebench.schema import EpisodeRecord
 from proactivebench.store import iter_rows, split_files
 

@@ -19,7 +19,7 @@ def _fresh_datasets_cache(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def release_dir(tmp_path_factory):
-    from proactivebench.builders.sample_release import write_sample_release
+    from proactivebench.samples.release import write_sample_release
 
     return write_sample_release(tmp_path_factory.mktemp("release") / "test")
 
@@ -47,16 +47,16 @@ def imported_rows(imported_dir):
 
 @pytest.fixture(scope="session")
 def tiny_llava_dir(tmp_path_factory):
-    """A tiny random-weight LLaVA checkpoint folder (proactivebench.eval.tiny_models)."""
-    from proactivebench.eval.tiny_models import build_tiny_llava
+    """A tiny random-weight LLaVA checkpoint folder (proactivebench.samples.tiny_models)."""
+    from proactivebench.samples.tiny_models import build_tiny_llava
 
     return build_tiny_llava(tmp_path_factory.mktemp("tiny-llava"))
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen_dir(tmp_path_factory):
-    """A tiny random-weight Qwen2.5-VL checkpoint folder (proactivebench.eval.tiny_models)."""
-    from proactivebench.eval.tiny_models import build_tiny_qwen2_5_vl
+    """A tiny random-weight Qwen2.5-VL checkpoint folder (proactivebench.samples.tiny_models)."""
+    from proactivebench.samples.tiny_models import build_tiny_qwen2_5_vl
 
     return build_tiny_qwen2_5_vl(tmp_path_factory.mktemp("tiny-qwen"))
 

@@ -209,9 +209,9 @@ def test_action_distribution_counts_every_turn_of_the_kept_episodes(results_file
         rows = {(r["run"], r["source"]): r for r in _rows(con, "SELECT * FROM action_distribution")}
     assert not any(run.startswith(("model-a reference", "model-b reference")) for run, _ in rows)
     for key, expected in ACTION_DISTRIBUTION.items():
-        full = {a: 0.0 for a in analytics.ACTIONS} | expected
+        full = {a: 0.0 for a in analytics.ANSWER_KINDS} | expected
         _check(rows[key], full, str(key))
-        assert sum(rows[key][a] for a in analytics.ACTIONS) == pytest.approx(100.0)
+        assert sum(rows[key][a] for a in analytics.ANSWER_KINDS) == pytest.approx(100.0)
 
 
 def test_oeg_table_per_judge(results_file):

@@ -99,6 +99,6 @@ def test_action_distribution_matches_the_engine_turns(engine_results):
             for t in turns
         )
         assert rows[model][0] == len(turns)
-        shares = [100 * counts[a] / len(turns) for a in analytics.ACTIONS]
+        shares = [100 * counts[a] / len(turns) for a in analytics.ANSWER_KINDS]
         assert list(rows[model][1:]) == pytest.approx(shares), model
     assert rows["babble"][5] == pytest.approx(100.0)  # nothing parseable: every turn unparsed

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from build_helpers import assert_frames_decode, assert_no_leftovers, build, episodes, frame_name, write_sample
-from proactivebench.builders.runner import BuildError
+from proactivebench.builders.build_runner import BuildError
 from proactivebench.builders.sources.imagenet_c import FIX_FOR, SAMPLE_CORRUPTIONS, read_mapping
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from build_helpers import assert_frames_decode, assert_no_leftovers, build, episodes, frame_name, write_sample
-from proactivebench.builders.runner import BuildError
+from proactivebench.builders.build_runner import BuildError
 from proactivebench.builders.sources.mvpn import ROTATE_OPTIONS
 
 

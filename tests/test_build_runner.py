@@ -15,7 +15,7 @@ import pytest
 from proactivebench.builders import runner
 from proactivebench.builders.official import DirFrameReader
 from proactivebench.builders.raw import RAW_SOURCES, RawSource, WorkItem
-from proactivebench.builders.sample_release import golden_entries, write_release
+from proactivebench.samples.release import golden_entries, write_release
 from proactivebench.builders.scenarios import Entry, EntryError
 from proactivebench.store import count_rows, iter_rows, split_files
 

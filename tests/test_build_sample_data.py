@@ -8,7 +8,7 @@ import json
 import pytest
 
 from proactivebench.builders.raw import RAW_SOURCES
-from proactivebench.builders.runner import get_raw_source
+from proactivebench.builders.build_runner import get_raw_source
 from proactivebench.cli import main
 from proactivebench.store import count_rows
 

@@ -7,7 +7,7 @@ import pytest
 from build_helpers import (
     assert_frames_decode, assert_no_leftovers, build, episodes, frame_name, option_index, write_sample,
 )
-from proactivebench.builders.runner import BuildError
+from proactivebench.builders.build_runner import BuildError
 from proactivebench.builders.scenarios import EntryError
 from proactivebench.builders.scenarios.vsod import VIDEO_PRE_PROMPT
 from proactivebench.builders.sources.vsod import QUESTIONS, TOP, voc_xml

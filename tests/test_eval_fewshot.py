@@ -9,7 +9,7 @@ import pytest
 
 from proactivebench.eval.analytics import open_results
 from proactivebench.eval.backends import Backend, load_backend
-from proactivebench.eval.engine import Episode, decode_image
+from proactivebench.engine import Episode, decode_image
 from proactivebench.eval.fewshot import (
     ContextOptions, ShotOptions, ShotPool, cot_prompt, prepare_context, reduce_steps, solved_trajectory,
 )

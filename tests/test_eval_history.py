@@ -7,7 +7,7 @@ import json
 import pytest
 
 from proactivebench.eval.backends import Backend, load_backend
-from proactivebench.eval.engine import Episode, decode_image
+from proactivebench.engine import Episode, decode_image
 from proactivebench.eval.history import history_request_maker, resize_short_edge
 from proactivebench.eval.results import connect
 from proactivebench.eval.runner import EvalConfig, run_eval

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from proactivebench.eval import Episode
-from proactivebench.eval.parsing import CORRECT, MISMATCH, WRONG
+from proactivebench.parsing import CORRECT, MISMATCH, WRONG
 
 ROD = "ROD/natural_bluebl_greenr-banana-s{}.jpg"
 

@@ -7,7 +7,7 @@ import pytest
 
 from proactivebench.cli import main
 from proactivebench.eval import Episode
-from proactivebench.eval.grpo import (
+from proactivebench.train.grpo import (
     ProactivenessReward,
     build_train_dataset,
     expand_episode,
@@ -147,12 +147,12 @@ def test_model_spec_and_bad_flags(imported_dir, tmp_path, capsys):
 def test_reward_log_callback_writes_jsonl_and_warns_on_blind_proactiveness(tmp_path, caplog):
     from types import SimpleNamespace
 
-    from proactivebench.eval.grpo import REWARD_LOG, reward_log_callback
+    from proactivebench.train.grpo import REWARD_LOG, reward_log_callback
 
     callback = reward_log_callback(tmp_path)
     state = SimpleNamespace(global_step=7, is_world_process_zero=True)
     blind = {"reward": 1.0, "proactive/valid_move": 1.0, "answer/any": 0.0, "answer/correct": 0.0, "loss": 0.1}
-    with caplog.at_level("INFO", logger="proactivebench.eval.grpo"):
+    with caplog.at_level("INFO", logger="proactivebench.train.grpo"):
         callback.on_log(None, state, None, logs=blind)
         callback.on_log(None, state, None, logs={"train_runtime": 3.0})  # not a training step's log: ignored
     lines = [json.loads(line) for line in (tmp_path / REWARD_LOG).read_text().splitlines()]
@@ -163,7 +163,7 @@ def test_reward_log_callback_writes_jsonl_and_warns_on_blind_proactiveness(tmp_p
 
 def test_load_episodes_sees_a_rebuilt_folder(imported_dir, tmp_path):
     """Two folders of the same name, and one rewritten: each load reads the shards as they are now."""
-    from proactivebench.eval.grpo import load_episodes
+    from proactivebench.train.grpo import load_episodes
     from proactivebench.store import iter_rows, write_split
 
     rows = list(iter_rows(imported_dir, ["coco"], "test")) + list(iter_rows(imported_dir, ["coco"], "excluded"))

@@ -6,15 +6,15 @@ import json
 import pytest
 
 from proactivebench.cli import main
-from proactivebench.eval.grpo import reachable_states
+from proactivebench.train.grpo import reachable_states
 from proactivebench.store import iter_rows
 
 
 @pytest.fixture(scope="module")
 def train_bench(tmp_path_factory):
     """The sample data's QuickDraw and COCO built by the builders: their train split, and a test split to evaluate."""
-    from proactivebench.builders.runner import build_source
-    from proactivebench.builders.sample_data import write_sample_data
+    from proactivebench.builders.build_runner import build_source
+    from proactivebench.samples.native import write_sample_data
 
     root = tmp_path_factory.mktemp("grpo")
     raw = write_sample_data(root / "raw", ["quickdraw", "coco"], per_source=1, progress=False)

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from proactivebench.builders.official import import_official, official_filter_ids
-from proactivebench.builders.sample_release import golden_entries, write_release
+from proactivebench.samples.release import golden_entries, write_release
 from proactivebench.builders.scenarios import EntryError
 from proactivebench.cli import main
 from proactivebench.store import count_rows, layout

@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from proactivebench.builders.official_train import import_train, make_train_row, write_train_shards
-from proactivebench.builders.sample_release import synthetic_image
+from proactivebench.samples.release import synthetic_image
 from proactivebench.builders.scenarios import EntryError
 from proactivebench.cli import main
-from proactivebench.eval.grpo import ProactivenessReward, build_train_dataset
+from proactivebench.train.grpo import ProactivenessReward, build_train_dataset
 from proactivebench.store import count_rows, layout
 
 QD_ABSTAIN, QD_MORE = "I cannot answer this question.", "Make this drawing more complete."

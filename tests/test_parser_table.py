@@ -3,7 +3,7 @@
 import pytest
 
 from proactivebench.eval import Episode
-from proactivebench.eval.parsing import lenient_evaluate, paper_evaluate, std_full, std_letter
+from proactivebench.parsing import lenient_evaluate, paper_evaluate, std_full, std_letter
 
 MOVE = "Make this drawing more complete."
 

@@ -13,7 +13,7 @@ from .quickdraw import QuickDrawScenario
 from .rod import RODScenario
 from .vsod import VSODScenario
 
-SCENARIOS: dict[str, Scenario] = {
+SCENARIO_RULES: dict[str, Scenario] = {
     s.source: s
     for s in (
         RODScenario(), VSODScenario(), MVPNScenario(), ImageNetCScenario(), QuickDrawScenario(),
@@ -24,10 +24,10 @@ SCENARIOS: dict[str, Scenario] = {
 
 def scenario_for(source: str) -> Scenario:
     get_source(source)  # a clear error for an unknown name
-    return SCENARIOS[source]
+    return SCENARIO_RULES[source]
 
 
 __all__ = [
-    "Entry", "EntryError", "FrameReader", "FrameRef", "Scenario", "StateSpec", "entry_to_episode", "SCENARIOS",
+    "Entry", "EntryError", "FrameReader", "FrameRef", "Scenario", "StateSpec", "entry_to_episode", "SCENARIO_RULES",
     "scenario_for",
 ]

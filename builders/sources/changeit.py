@@ -35,7 +35,7 @@ from typing import Iterator
 
 from ..official import DirFrameReader
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..runner import ItemDropped, rng_for
+from ..build_runner import ItemDropped, rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.changeit import REWIND
 from ._common import choose_categories, sentence

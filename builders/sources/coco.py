@@ -31,7 +31,7 @@ from typing import Any, Iterator
 
 from ..official import DirFrameReader
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..runner import rng_for
+from ..build_runner import rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.coco import MOVE_OPTIONS, ZOOM_OPTION
 from ._common import choose_categories, draw_object, encode, scene, sentence

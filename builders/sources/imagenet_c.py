@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..runner import rng_for
+from ..build_runner import rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.imagenet_c import LEVELS
 from ._common import FileReader, MemoryReader, choose_categories, encode, sentence

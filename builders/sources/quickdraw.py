@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..runner import rng_for
+from ..build_runner import rng_for
 from ..scenarios import Entry, EntryError
 from ._common import choose_categories, sentence
 

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..runner import rng_for
+from ..build_runner import rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.rod import MISSING_FRAME
 from ._common import FileReader, choose_categories, draw_object, encode, scene, sentence

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..runner import ItemDropped, rng_for
+from ..build_runner import ItemDropped, rng_for
 from ..scenarios import Entry, EntryError
 from ._common import MappedFrameReader, choose_categories, encode, image_files, scene, sentence
 

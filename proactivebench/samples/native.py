@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .runner import get_raw_source
+from proactivebench.builders.build_runner import get_raw_source
 
 DEFAULT_PER_SOURCE = 4
 
@@ -22,7 +22,7 @@ def write_sample_data(
     progress: bool = True,
 ) -> dict[str, Path]:
     """Write `out/<source>/` for each source (all registered ones by default); returns {source: folder}."""
-    from .raw import RAW_SOURCES
+    from proactivebench.builders.raw import RAW_SOURCES
 
     if per_source < 1:
         raise ValueError(f"--per-source must be at least 1, got {per_source}")

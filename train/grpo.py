@@ -20,8 +20,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from .engine import Episode
-from .parsing import CORRECT, get_parser
+from proactivebench.engine import Episode
+from proactivebench.parsing import CORRECT, get_parser
 
 log = logging.getLogger(__name__)
 

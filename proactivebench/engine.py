@@ -16,7 +16,7 @@ from proactivebench.schema import State, states_from_rows
 from .parsing import CORRECT, MISMATCH, WRONG, get_parser
 from .prompts import multi_choice, oeg_prompt, question_text
 
-MODES = ("mcqa", "reference")
+EPISODE_MODES = ("mcqa", "reference")
 
 # Why an episode ended.
 STOP_CORRECT = "correct"
@@ -87,8 +87,8 @@ class Episode:
     """Steps one episode. `row` is a dataset row (frames decoded or not)."""
 
     def __init__(self, row: Mapping[str, Any], hint: bool = False, mode: str = "mcqa", parser: str = "paper"):
-        if mode not in MODES:
-            raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        if mode not in EPISODE_MODES:
+            raise ValueError(f"unknown mode {mode!r}; expected one of {', '.join(EPISODE_MODES)}")
         self.row = row
         self.mode = mode
         self.use_hint = hint

@@ -13,7 +13,7 @@ from typing import Any
 
 from proactivebench.sources import SOURCES
 
-from .scenarios.rod import MISSING_FRAME
+from proactivebench.builders.scenarios.rod import MISSING_FRAME
 
 ROD_OPTIONS = ["Move the red blocks to the left.", "Move the red blocks to the right.", "I cannot tell."]
 QD_CATEGORIES = ["The eiffel tower.", "Potato.", "Bed.", "Tooth."]
