@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from proactivebench.builders import runner
+from proactivebench.builders import build_runner as runner
 from proactivebench.builders.scenarios.changeit import REWIND
 from proactivebench.builders.sources import changeit
 from proactivebench.store import iter_rows, split_files

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from proactivebench.builders import runner
+from proactivebench.builders import build_runner as runner
 from proactivebench.builders.scenarios.coco import MOVE_OPTIONS, ZOOM_OPTION
 from proactivebench.builders.sources import coco
 from proactivebench.store import iter_rows, split_files

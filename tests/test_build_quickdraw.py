@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from proactivebench.builders import runner
+from proactivebench.builders import build_runner as runner
 from proactivebench.builders.scenarios.quickdraw import QuickDrawScenario
 from proactivebench.builders.sources import quickdraw
 from proactivebench.store import iter_rows, split_files

@@ -12,7 +12,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from proactivebench.builders import runner
+from proactivebench.builders import build_runner as runner
 from proactivebench.builders.official import DirFrameReader
 from proactivebench.builders.raw import RAW_SOURCES, RawSource, WorkItem
 from proactivebench.samples.release import golden_entries, write_release
