@@ -208,34 +208,8 @@ def export_parquet(path: str | Path, out_dir: str | Path) -> list[Path]:
     return files
 
 
-def merge_results(inputs: list[str | Path], out: str | Path) -> None:
-    """Merge results files (e.g. the shards of one run from several machines) into `out`, without duplicates:
-    a run keeps its first `runs` row, an episode (run, sample) its first copy with its turns."""
-    connection = connect(out)
-    try:
-        for i, path in enumerate(inputs):
-            alias = f"src{i}"
-            connection.execute(f"ATTACH '{Path(path)}' AS {alias} (READ_ONLY)")
-            connection.execute("BEGIN")
-            connection.execute(
-                f"INSERT INTO runs SELECT * FROM {alias}.runs WHERE run_id NOT IN (SELECT run_id FROM runs)"
-            )
-            new = f"""(SELECT run_id, sample_id FROM {alias}.episodes
-                       EXCEPT SELECT run_id, sample_id FROM episodes)"""
-            connection.execute(f"CREATE TEMP TABLE new_eps AS {new}")
-            connection.execute(
-                f"INSERT INTO turns SELECT t.* FROM {alias}.turns t JOIN new_eps USING (run_id, sample_id)"
-            )
-            connection.execute(
-                f"INSERT INTO episodes SELECT e.* FROM {alias}.episodes e JOIN new_eps USING (run_id, sample_id)"
-            )
-            connection.execute(
-                f"""INSERT INTO judgments SELECT * FROM {alias}.judgments j WHERE NOT EXISTS (
-                    SELECT 1 FROM judgments k WHERE k.run_id = j.run_id AND k.sample_id = j.sample_id
-                    AND k.judge_model = j.judge_model)"""
-            )
-            connection.execute("DROP TABLE new_eps")
-            connection.execute("COMMIT")
-            connection.execute(f"DETACH {alias}")
-    finally:
-        connection.close()
+def merge_results(inputs: list[str | Path], out: str | Path, update: bool = False) -> "MergeReport":
+    """Merge results files (the shards of one run from several machines or ranks) into `out`: see merge.py."""
+    from .merge import merge_files
+
+    return merge_files(inputs, out, update=update)
