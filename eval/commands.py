@@ -92,7 +92,9 @@ def register(subparsers) -> None:
         "eval",
         help="evaluate a model on the benchmark (resumable, shardable)",
         description="Evaluate a model on a hub-layout folder or Hub dataset; results go to a DuckDB file. "
-        "Rerunning the same command resumes the run.",
+        "Rerunning the same command resumes the run: complete episodes are kept, interrupted ones run again, "
+        "and episodes that ended in a backend error (server down, timeout, a request the model rejects) are "
+        "failures, not results: they are retried; one that fails again is recorded again as an error.",
     )
     parser.add_argument("--dataset", required=True, help="hub-layout folder or Hub repo id")
     parser.add_argument("--model", required=True, help=SPEC_HELP)

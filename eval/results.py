@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .engine import STOP_ERROR
+
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, model VARCHAR, backend VARCHAR, mode VARCHAR, hint BOOLEAN, ablation VARCHAR,
@@ -98,6 +100,7 @@ class ResultsWriter:
     Invariant: an `episodes` row is committed in the same transaction as its episode's last turn, so on
     resume the episodes present are complete and any turn without an episode row belongs to an episode that
     was cut off: those turns are deleted and the episode runs again. Nothing is lost or written twice.
+    Episodes that ended in a backend error (stop_reason "error") are deleted on resume too and run again.
     """
 
     def __init__(self, path: str | Path, run: RunInfo):
@@ -126,6 +129,11 @@ class ResultsWriter:
                 [run.run_id, run.model, run.backend, run.mode, run.hint, run.ablation, run.dataset,
                  run.dataset_revision, config],
             )
+        # An episode that ended in a backend error is a failure, not a result: it runs again (a deterministic
+        # error fails again and is recorded again). Its judgment (the judge scores an error 0) goes with it.
+        retry = "SELECT sample_id FROM episodes WHERE run_id = ? AND stop_reason = ?"
+        con.execute(f"DELETE FROM judgments WHERE run_id = ? AND sample_id IN ({retry})", [run.run_id, run.run_id, STOP_ERROR])
+        con.execute("DELETE FROM episodes WHERE run_id = ? AND stop_reason = ?", [run.run_id, STOP_ERROR])
         con.execute(
             "DELETE FROM turns WHERE run_id = ? AND sample_id NOT IN (SELECT sample_id FROM episodes WHERE run_id = ?)",
             [run.run_id, run.run_id],
