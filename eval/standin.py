@@ -84,14 +84,10 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serve(min_ms: float = 20, max_ms: float = 400, timeout: float = 60) -> Iterator[str]:
-    """The server in its own process on a free loopback port; yields its base URL (`.../v1`)."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "proactivebench.eval.standin", "--port", str(port), "--min-ms", str(min_ms),
-         "--max-ms", str(max_ms)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
+def server_process(command: list[str], port: int, timeout: float = 60, **popen) -> Iterator[str]:
+    """Start a server command, wait until `http://127.0.0.1:<port>/health` answers, yield its base URL (`.../v1`),
+    stop it afterwards. Serves the stand-in and `transformers serve` alike."""
+    process = subprocess.Popen(command, **popen)
     try:
         deadline = time.monotonic() + timeout
         while True:
@@ -100,17 +96,24 @@ def serve(min_ms: float = 20, max_ms: float = 400, timeout: float = 60) -> Itera
                     break
             except OSError:
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"stand-in server did not start: {process.stderr.read().decode()[-1000:]}")
-                time.sleep(0.1)
+                    raise RuntimeError(f"{command[0]}: server did not start on port {port}") from None
+                time.sleep(0.2)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        process.stderr.close()
+
+
+def serve(min_ms: float = 20, max_ms: float = 400, timeout: float = 60):
+    """The stand-in in its own process on a free loopback port; yields its base URL."""
+    port = free_port()
+    command = [sys.executable, "-m", "proactivebench.eval.standin", "--port", str(port), "--min-ms", str(min_ms),
+               "--max-ms", str(max_ms)]
+    return server_process(command, port, timeout, stdout=subprocess.DEVNULL)
 
 
 def main() -> None:
