@@ -1,8 +1,9 @@
-"""The evaluation runner: turn-synchronous batching over live episodes, written to the results file as it goes.
+"""The evaluation runner: selects the episodes, drives them through the scheduler, writes the results file.
 
-Up to `batch_size` episodes are live at once. Each step sends one request per live episode to the backend in
-one batch, feeds each output back to its episode (the engine parses and judges), writes the step's turns (and
-the episodes they finished) in one transaction, and refills the freed slots from the queue. A killed run
+The scheduler (eval/scheduler.py) pipelines a server backend (`--concurrency` requests in flight, each episode
+advancing as soon as its answer arrives) and batches an in-process one (`--batch-size` live episodes per
+`generate`); each turn's output goes back to its episode (the engine parses and judges) and the turns, with
+the episodes they finished, are group-committed to the results file. A killed run
 resumes: the run id is derived from what defines the outputs, complete episodes are skipped, cut-off ones run
 again (see results.ResultsWriter). `--shard I/N` takes every N-th episode, so machines can split a run.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import random
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
@@ -26,6 +28,7 @@ from .backends import Backend, Request, load_backend, single_turn
 from .engine import STOP_ERROR, Episode, EpisodeResult, Turn
 from .fewshot import ContextOptions, prepare_context
 from .results import ResultsWriter, RunInfo, run_id_for
+from .scheduler import CommitPolicy, drive
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +151,7 @@ class EvalConfig:
     revision: str | None = None
     run_id: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
+    commit: CommitPolicy = field(default_factory=CommitPolicy)  # group commits: how much a SIGKILL may cost
     # history / few-shot (eval/history.py, eval/fewshot.py; mcqa only)
     history: bool = False
     history_size: int = 224  # short edge of every image in a history chat; 0 keeps the frames
@@ -373,39 +377,48 @@ def _episodes(table, todo: list[int], config: EvalConfig, mode: Mode, ablate) ->
         yield mode.make_episode(row, config)
 
 
+class _ResultsSink:
+    """Buffers the turns and finished episodes of the run; `commit` writes them in one transaction."""
+
+    def __init__(self, writer: ResultsWriter):
+        self.writer, self.run_id = writer, writer.run.run_id
+        self.turns: list[dict] = []
+        self.episodes: list[dict] = []
+
+    def record(self, episode, turn: Turn, generation) -> None:
+        self.turns.append(_turn_row(self.run_id, episode, turn, generation.latency_s))
+        if episode.done:
+            self.episodes.append(_episode_row(self.run_id, episode.result))
+
+    def commit(self) -> None:
+        self.writer.write(self.turns, self.episodes)
+        self.turns, self.episodes = [], []
+
+
 def _loop(table, todo, config, mode, ablate, backend, writer, running, batch_size, progress) -> tuple[int, int]:
-    queue = _episodes(table, todo, config, mode, ablate)
-    live: list[Any] = []
-    finished = errors = 0
+    counts = {"finished": 0, "errors": 0}
     bar = tqdm(total=len(todo), desc=f"eval {config.mode} {backend.model_name}", unit="ep", disable=not progress)
+    shown = [0.0]
+
+    def on_done(episode) -> None:
+        result = episode.result
+        running.add(result)
+        counts["finished"] += 1
+        counts["errors"] += result.stop_reason == STOP_ERROR
+        bar.update(1)
+        now = time.monotonic()
+        if progress and now - shown[0] > 0.5:  # the running score: at most twice a second
+            shown[0] = now
+            _, acc, psr = running.overall()
+            if acc is not None:
+                bar.set_postfix_str(f"acc {acc:.1f}% psr {psr:.2f}", refresh=False)
+
     try:
-        while True:
-            while len(live) < batch_size:
-                episode = next(queue, None)
-                if episode is None:
-                    break
-                live.append(episode)
-            if not live:
-                break
-            requests = [mode.make_request(episode, episode.observe()) for episode in live]
-            generations = backend.generate(requests)
-            turns, ended = [], []
-            for episode, generation in zip(live, generations):
-                turn = episode.step_error(generation.error) if generation.error else episode.step(generation.text)
-                turns.append(_turn_row(writer.run.run_id, episode, turn, generation.latency_s))
-                if episode.done:
-                    result = episode.result
-                    ended.append(_episode_row(writer.run.run_id, result))
-                    running.add(result)
-                    errors += result.stop_reason == STOP_ERROR
-            writer.write(turns, ended)
-            live = [episode for episode in live if not episode.done]
-            if ended:
-                finished += len(ended)
-                bar.update(len(ended))
-                _, acc, psr = running.overall()
-                if acc is not None:
-                    bar.set_postfix_str(f"acc {acc:.1f}% psr {psr:.2f}", refresh=False)
+        drive(
+            _episodes(table, todo, config, mode, ablate), backend, _ResultsSink(writer),
+            make_request=mode.make_request, batch_size=batch_size,
+            concurrency=getattr(backend, "concurrency", batch_size), on_done=on_done, policy=config.commit,
+        )
     finally:
         bar.close()
-    return finished, errors
+    return counts["finished"], counts["errors"]
