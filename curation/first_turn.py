@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from proactivebench.eval.ranks import Ranks
 from proactivebench.eval.scheduler import CommitPolicy, drive
 from proactivebench.store import count_rows, iter_rows, layout
 
@@ -110,11 +111,14 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
     os.replace(temporary, path)
 
 
-def _pending(dataset: Path, done: set[str], limit: int | None) -> Iterator[dict]:
-    sent = 0
+def _pending(dataset: Path, done: set[str], limit: int | None, ranks: Ranks = Ranks()) -> Iterator[dict]:
+    """The pool rows not predicted yet; under torchrun this rank's share, split by position in the pool (before
+    the done ones are dropped, so every rank agrees on the split whatever the others have written)."""
+    sent = position = 0
     for split in POOL_SPLITS:
         for row in iter_rows(dataset, split=split):
-            if row["sample_id"] in done:
+            position += 1
+            if (position - 1) % ranks.world != ranks.rank or row["sample_id"] in done:
                 continue
             if limit is not None and sent >= limit:
                 return
@@ -208,16 +212,27 @@ def first_turn(
     total = sum(c.get(s, 0) for c in count_rows(dataset).values() for s in POOL_SPLITS)
     report = FirstTurnReport(model=spec, path=final, total=total, skipped=len(done & _pool_ids(dataset)))
     todo = total - report.skipped if limit is None else min(limit, total - report.skipped)
+    ranks = Ranks.from_env()
     if todo > 0:
         if backend is None:
             from proactivebench.eval.backends import load_backend
 
-            backend = load_backend(spec, **(backend_options or {}))
+            options = dict(backend_options or {})
+            device = ranks.device(options.get("device"))
+            if device:
+                options["device"] = device
+            backend = load_backend(spec, **options)
         size = batch_size or getattr(backend, "default_batch_size", 8)
-        episodes = (FirstTurnEpisode(row, hint) for row in _pending(dataset, done, limit))
-        with tqdm(total=todo, desc=f"first turn {slug}", unit="ep") as bar:
+        episodes = (FirstTurnEpisode(row, hint) for row in _pending(dataset, done, limit, ranks))
+        share = -(-todo // ranks.world)  # about this rank's share, for the bar
+        with tqdm(total=share, desc=f"first turn {slug}", unit="ep", disable=not ranks.main) as bar:
             drive(episodes, backend, _PartSink(spec, parts, report, bar), make_request=first_turn_request,
                   batch_size=size, concurrency=getattr(backend, "concurrency", size), policy=policy)
+    if ranks.active:  # every rank's parts are written; rank 0 consolidates them
+        ranks.barrier()
+        ranks.close()
+        if not ranks.main:
+            return report
     table = _consolidate(final, parts)
     report.correct = sum(table.column("correct").to_pylist()) if table is not None else 0
     return report
