@@ -29,7 +29,7 @@ from typing import Any
 from proactivebench import store
 from proactivebench.sources import SOURCE_NAMES, SOURCES
 
-from .analytics import ACTIONS, public_views
+from .analytics import ANSWER_KINDS, public_views
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED, table1_intervals, with_intervals
 
 GENERATOR = "proactivebench report --html"  # marks a page we wrote: only such a file is ever replaced
@@ -236,7 +236,7 @@ def build_data(con, dataset: Path | str | None = None, results_name: str = "",
             "run_ids": counts[0], "episode_rows": counts[1],
         },
         "sources": [{"name": s, "label": SOURCES[s].acronym} for s in SOURCE_NAMES],
-        "actions": list(ACTIONS),
+        "actions": list(ANSWER_KINDS),
         "views": views,
         "published": paper,
         "comparisons": comparisons(views, paper),
