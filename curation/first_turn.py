@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from proactivebench.safe_files import atomic_file
 from proactivebench.store import count_rows, iter_rows, layout
 
 from .predictions import PREDICTION_SCHEMA, model_slug
@@ -104,9 +105,8 @@ def _done_ids(paths: list[Path]) -> set[str]:
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, temporary, compression="zstd")
-    os.replace(temporary, path)
+    with atomic_file(path) as temporary:
+        pq.write_table(table, temporary, compression="zstd")
 
 
 def _pending(dataset: Path, done: set[str], limit: int | None) -> Iterator[dict]:

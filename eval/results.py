@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from proactivebench.safe_files import atomic_file
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -191,9 +192,9 @@ def export_parquet(path: str | Path, out_dir: str | Path) -> list[Path]:
     try:
         for table in ("runs", "turns", "episodes", "judgments"):
             target = out / f"{table}.parquet"
-            temporary = out / f".{table}.parquet.tmp"
-            connection.execute(f"COPY (SELECT * FROM {table}) TO '{temporary}' (FORMAT parquet)")
-            os.replace(temporary, target)
+            with atomic_file(target) as temporary:
+                quoted = str(temporary).replace("'", "''")
+                connection.execute(f"COPY (SELECT * FROM {table}) TO '{quoted}' (FORMAT parquet)")
             files.append(target)
     finally:
         connection.close()

@@ -22,10 +22,11 @@ import os
 import re
 import shutil
 import tarfile
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
+
+from proactivebench.safe_files import atomic_file, staged_dir
 
 from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..runner import rng_for
@@ -95,9 +96,7 @@ def extract_archives(archives: list[Path]) -> Path:
     target = _cache_root() / f"rod-{stamp}"
     if target.is_dir():
         return target
-    scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
-    scratch.mkdir(parents=True)
-    try:
+    with staged_dir(target.parent, target.name) as scratch:
         for archive in archives:
             try:
                 with tarfile.open(archive, "r:gz") as tar:
@@ -108,9 +107,8 @@ def extract_archives(archives: list[Path]) -> Path:
                                 shutil.copyfileobj(handle, out)
             except (tarfile.TarError, EOFError, OSError) as error:
                 raise EntryError(f"{archive}: unreadable archive: {error}") from None
-        scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        if not target.is_dir():  # another run may have finished the same extraction meanwhile
+            scratch.rename(target)
     return target
 
 
@@ -263,14 +261,13 @@ def write_tar(path: Path, members: list[tuple[str, bytes]]) -> None:
     import gzip
     import io
 
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in members:
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = len(data), 0, 0o644
-                tar.addfile(info, io.BytesIO(data))
-    os.replace(temporary, path)
+    with atomic_file(path) as temporary, open(temporary, "wb") as raw:
+        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+            with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for name, data in members:
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    tar.addfile(info, io.BytesIO(data))
 
 
 SOURCE = register(RODSource())
