@@ -94,6 +94,25 @@ def _insert(connection, table: str, columns: tuple[str, ...], rows: list[tuple])
         connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
+def completed_ids(path: str | Path, run_id: str) -> set[str]:
+    """Sample ids of the run's complete episodes in a results file (none if the file does not exist yet)."""
+    import duckdb
+
+    if not Path(path).is_file():
+        return set()
+    try:
+        connection = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as error:
+        raise ValueError(f"cannot open results file {path}: {str(error).splitlines()[0]}") from None
+    try:
+        rows = connection.execute("SELECT sample_id FROM episodes WHERE run_id = ?", [run_id]).fetchall()
+    except duckdb.CatalogException:
+        rows = []
+    finally:
+        connection.close()
+    return {r[0] for r in rows}
+
+
 class ResultsWriter:
     """Writes one run into a results file as it goes, and resumes it.
 

@@ -93,6 +93,7 @@ _KILLED_RUN = textwrap.dedent(
     import os, signal, sys
     from proactivebench.eval.backends import load_backend
     from proactivebench.eval.runner import EvalConfig, run_eval
+    from proactivebench.eval.scheduler import CommitPolicy
 
     dataset, results, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
     backend = load_backend("baseline:always-proactive")
@@ -105,7 +106,8 @@ _KILLED_RUN = textwrap.dedent(
         return original(requests)
 
     backend.generate = generate
-    run_eval(EvalConfig(dataset, "baseline:always-proactive", batch_size=3), results, backend=backend, progress=False)
+    config = EvalConfig(dataset, "baseline:always-proactive", batch_size=3, commit=CommitPolicy(every_turns=3))
+    run_eval(config, results, backend=backend, progress=False)
     """
 )
 
@@ -191,7 +193,7 @@ def test_sources_and_limit_select_episodes(imported_dir, tmp_path):
     # Extending the selection resumes the same run and runs only the new episodes.
     bigger = run_eval(EvalConfig(str(imported_dir), "baseline:oracle", sources=("coco", "rod")), tmp_path / "r.duckdb", progress=False)
     assert bigger.run_id == summary.run_id and bigger.new_episodes == 1 and bigger.episodes == 5
-    with pytest.raises(ValueError, match="split 'train'"):
+    with pytest.raises(ValueError, match="no 'train' split"):
         run_eval(EvalConfig(str(imported_dir), "baseline:oracle", split="train"), tmp_path / "x.duckdb", progress=False)
 
 
