@@ -27,15 +27,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def build_dataset(root: Path, episodes: int) -> Path:
-    """The imported sample release's test episodes, repeated with fresh sample ids up to `episodes`."""
+def build_dataset(root: Path, episodes: int, transform=None) -> Path:
+    """The imported sample release's test episodes, repeated with fresh sample ids up to `episodes`
+    (`transform(row) -> row` applied once to each distinct episode before repeating, e.g. to enlarge its frames)."""
     from proactivebench.builders.official import import_official
     from proactivebench.builders.sample_release import write_sample_release
     from proactivebench.store import StagedOutput, iter_rows
 
     imported = root / "imported"
     import_official(write_sample_release(root / "release" / "test"), imported)
-    rows = list(iter_rows(imported, split="test"))
+    rows = [transform(row) if transform else row for row in iter_rows(imported, split="test")]
     by_source: dict[str, list[dict]] = {}
     for i in range(episodes):
         row = dict(rows[i % len(rows)])

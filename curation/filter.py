@@ -15,6 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from proactivebench.integrity import verify_folder
 from proactivebench.sources import SOURCE_NAMES
 from proactivebench.store import atomic_write_json, count_rows, iter_rows, layout, write_card, write_split
 
@@ -206,6 +207,7 @@ def filter_dataset(
         raise FilterError(f"--out {out} must be a new folder outside the dataset {dataset}")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise FilterError(f"{out} exists and is not empty (pass --overwrite to replace it)")
+    verify_folder(dataset)  # before any work: every split is read (train is copied)
     report = solve_rates(dataset, predictions, threshold)
     rate = report.solve_rate
     threshold_split = {sid: ("excluded" if r >= threshold else "test") for sid, r in rate.items()}

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from proactivebench.eval.ranks import Ranks
 from proactivebench.eval.scheduler import CommitPolicy, drive
+from proactivebench.integrity import verify_folder
 from proactivebench.store import count_rows, iter_rows, layout
 
 from .predictions import PREDICTION_SCHEMA, model_slug
@@ -200,6 +201,7 @@ def first_turn(
     dataset, out = Path(dataset), Path(out)
     if not any(split in splits for splits in layout(dataset).values() for split in POOL_SPLITS):
         raise ValueError(f"{dataset}: no test/excluded shards under data/ (is this a hub-layout folder?)")
+    verify_folder(dataset, POOL_SPLITS)  # before any work: a damaged folder or an invalid row is one line
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     slug = model_slug(spec)

@@ -201,36 +201,10 @@ def build_train_dataset(episodes, hint: bool = False, num_proc: int | None = Non
 
 
 def load_episodes(dataset: str | Path, split: str = "train", sources: Sequence[str] | None = None):
-    """The episodes of a hub-layout folder (or Hub repo) split, optionally only some sources."""
-    import datasets
+    """The episodes of a hub-layout folder (or Hub repo) split, optionally only some sources, checked on read."""
+    from proactivebench.store import load_episodes as load
 
-    from proactivebench.schema import FEATURES
-    from proactivebench.store import layout, load
-
-    which = f" for {', '.join(sources)}" if sources else ""
-    if Path(dataset).is_dir():
-        # Read the shards themselves: `load_dataset(folder)` keys its cache on the folder's name and the card's
-        # relative patterns only, so a rebuilt folder (or another one of the same name) could come back stale.
-        files = [
-            str(path)
-            for source, splits in layout(dataset).items()
-            if not sources or source in sources
-            for path in splits.get(split, [])
-        ]
-        if not files:
-            raise ValueError(f"{dataset}: no {split!r} split{which}")
-        episodes = datasets.Dataset.from_parquet(files, features=FEATURES)
-    else:
-        try:
-            episodes = load(str(dataset), None, split=split)
-        except ValueError as error:  # datasets says "Unknown split" / "Bad split"
-            raise ValueError(f"{dataset}: no {split!r} split ({error})") from None
-        if sources:
-            wanted = set(sources)
-            episodes = episodes.filter(lambda source: source in wanted, input_columns="source")
-    if len(episodes) == 0:
-        raise ValueError(f"{dataset}: the {split!r} split has no episodes{which}")
-    return episodes
+    return load(dataset, split, sources)
 
 
 # --- model and trainer --------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
@@ -166,9 +167,10 @@ class EvalConfig:
     def validate(self) -> "EvalConfig":
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
-        from .backends.base import check_spec
+        from .backends.base import check_option_ranges, check_spec
 
         check_spec(self.model)  # before any dataset loading
+        check_option_ranges(SimpleNamespace(**self.backend_options))
         if self.ablation and self.mode == "oeg":
             raise ValueError("--ablation applies to the multiple-choice modes, not oeg")
         get_ablation(self.ablation)
@@ -223,21 +225,10 @@ def dataset_revision(dataset: str, revision: str | None) -> str | None:
 
 
 def load_episodes(config: EvalConfig):
-    """`datasets.load_dataset` (folder or repo id) with frames left undecoded: only the frames shown are decoded."""
-    import datasets
+    """The episodes to evaluate, checked whole and row by row (`store.load_episodes`), frames undecoded."""
+    from proactivebench.store import load_episodes as load
 
-    from proactivebench import store
-
-    name = str(Path(config.dataset).resolve()) if Path(config.dataset).is_dir() else config.dataset
-    kwargs = {"revision": config.revision} if config.revision else {}
-    # Per-source configs when sources are named: from the Hub, only their shards are downloaded.
-    configs = list(config.sources) if config.sources else [None]
-    try:  # store.load: a rebuilt local folder is never stale
-        tables = [store.load(name, source, split=config.split, **kwargs) for source in configs]
-    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as error:
-        raise ValueError(f"cannot load dataset {config.dataset!r} split {config.split!r}: {error}") from None
-    table = tables[0] if len(tables) == 1 else datasets.concatenate_datasets(tables)
-    return table.cast_column("frames", datasets.List(datasets.Image(decode=False)))
+    return load(_dataset_name(config.dataset), config.split, config.sources, config.revision)
 
 
 def select(table, config: EvalConfig, mode: Mode) -> list[int]:

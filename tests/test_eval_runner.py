@@ -193,7 +193,7 @@ def test_sources_and_limit_select_episodes(imported_dir, tmp_path):
     # Extending the selection resumes the same run and runs only the new episodes.
     bigger = run_eval(EvalConfig(str(imported_dir), "baseline:oracle", sources=("coco", "rod")), tmp_path / "r.duckdb", progress=False)
     assert bigger.run_id == summary.run_id and bigger.new_episodes == 1 and bigger.episodes == 5
-    with pytest.raises(ValueError, match="split 'train'"):
+    with pytest.raises(ValueError, match="no 'train' split"):
         run_eval(EvalConfig(str(imported_dir), "baseline:oracle", split="train"), tmp_path / "x.duckdb", progress=False)
 
 

@@ -145,7 +145,7 @@ def test_bootstrap_is_seeded_and_resamples_within_sources(results):
         again = table1_intervals(con, resamples=200, seed=1)
         other = table1_intervals(con, resamples=200, seed=2)
         rows = {(r["run"], r["dataset"]): r for r in _records(con, "table1")}
-    assert first == again and first != other
+    assert first == again
     for key, intervals in first.items():
         row = rows[key]
         for source in [s for s in SOURCE_NAMES if row[f"{s}_acc"] is not None]:
@@ -154,6 +154,31 @@ def test_bootstrap_is_seeded_and_resamples_within_sources(results):
             if row[f"{source}_acc"] in (0.0, 100.0):
                 assert acc.low == acc.high == row[f"{source}_acc"]
             assert acc.low <= row[f"{source}_acc"] <= acc.high
+
+
+def test_bootstrap_interval_of_a_larger_source(tmp_path):
+    """50 ROD episodes, 20 right (acc 40), suggestions 0..4; 10 COCO episodes all right: the ROD interval is a real
+    interval around 40 that moves with the seed, COCO's is [100, 100], and avg's is ROD's shifted by the fixed
+    COCO half: (rod + 100) / 2."""
+    from proactivebench.eval.results import connect
+
+    path = tmp_path / "r.duckdb"
+    con = connect(path)
+    con.execute("INSERT INTO runs VALUES ('r', 'm', 'baseline', 'mcqa', false, NULL, 'd', NULL, NULL, NULL, NULL)")
+    rows = [("r", f"rod-{i}", "rod", i < 20, 1 + i % 5, i % 5, "x") for i in range(50)]
+    rows += [("r", f"coco-{i}", "coco", True, 1, 0, "correct") for i in range(10)]
+    con.executemany("INSERT INTO episodes VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    con.close()
+    with analytics.open_results(path) as con:
+        [first] = table1_intervals(con, resamples=500, seed=1).values()
+        [other] = table1_intervals(con, resamples=500, seed=2).values()
+    rod = first["rod_acc"]
+    assert 20 < rod.low < 40 < rod.high < 60  # binomial sd for n=50, p=0.4 is ~6.9 points
+    assert first["coco_acc"].low == first["coco_acc"].high == 100.0
+    assert first["avg_acc"].low == pytest.approx((rod.low + 100) / 2)
+    assert first["avg_acc"].high == pytest.approx((rod.high + 100) / 2)
+    assert first["rod_psr"].low < 2.0 < first["rod_psr"].high
+    assert first != other
 
 
 def test_report_csv_and_json_carry_the_intervals(results, capsys):

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-from .base import Backend, BackendUnavailable, Generation, Request, _describe, register_backend
+from .base import Backend, BackendUnavailable, Generation, Request, _describe, check_option_ranges, register_backend
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SERVER_CONCURRENCY = 64  # a local vLLM / SGLang / transformers server
@@ -42,6 +42,9 @@ class OpenAIOptions:
     timeout: float = 120.0
     max_retries: int = 5
     extra_body: dict = field(default_factory=dict)  # server-specific fields, e.g. {"top_k": 1} for vLLM
+
+    def __post_init__(self):
+        check_option_ranges(self)
 
 
 def data_url(image) -> str:
