@@ -69,7 +69,15 @@ def _is_number(t: pa.DataType) -> bool:
 
 
 def _is_delta(t: pa.DataType) -> bool:
-    return _is_list_of(t, lambda v: _is_struct_with(v, ("key", "value")))
+    """The card's `sequence` of {key, value}, which `datasets` stores as a struct of two lists, or a list of
+    {key, value} structs (what `datasets.List({...})` writes)."""
+    if _is_list_of(t, lambda v: _is_struct_with(v, ("key", "value"))):
+        return True
+    return (
+        _is_struct_with(t, ("key", "value"))
+        and _is_list_of(t.field("key").type, _is_string)
+        and _is_list_of(t.field("value").type, _is_number)
+    )
 
 
 # Column → (check, expected type in words). The first five are required; the confidence columns are checked when
@@ -83,9 +91,9 @@ REQUIRED_COLUMNS = {
 }
 CONFIDENCE_COLUMNS = {
     "qwen_conf": (_is_number, "float"),
-    "qwen_delta": (_is_delta, "list of {key, value}"),
+    "qwen_delta": (_is_delta, "sequence of {key, value}"),
     "llava_conf": (_is_number, "float"),
-    "llava_delta": (_is_delta, "list of {key, value}"),
+    "llava_delta": (_is_delta, "sequence of {key, value}"),
 }
 TEXT_COLUMNS = [c for c in REQUIRED_COLUMNS if c != "images"]
 
@@ -155,11 +163,19 @@ def _message_text(message: dict, where: str) -> str:
     return "".join(part.get("text") or "" for part in content if isinstance(part, dict) and part.get("type") == "text")
 
 
-def _confidence_value(value: Any) -> Any:
+def _confidence_value(value: Any, name: str, where: str) -> Any:
+    """A confidence cell as stored in `meta`: a number (NaN → None), or a delta as [{key, value}] in order."""
     if isinstance(value, float) and math.isnan(value):
         return None
+    if isinstance(value, dict):  # the card's sequence layout: {"key": [...], "value": [...]}
+        keys, values = value.get("key"), value.get("value")
+        if keys is None and values is None:
+            return None
+        if keys is None or values is None or len(keys) != len(values):
+            raise EntryError(f"{where}: column {name!r} has {len(keys or [])} key(s) but {len(values or [])} value(s)")
+        value = [{"key": k, "value": v} for k, v in zip(keys, values)]
     if isinstance(value, list):  # [{key, value}] keeps its order and any repeated key
-        return [{"key": item["key"], "value": _confidence_value(item["value"])} for item in value]
+        return [{"key": item["key"], "value": _confidence_value(item["value"], name, where)} for item in value]
     return value
 
 
@@ -189,7 +205,7 @@ def parse_row(record: dict, index: int, where: str, confidence_columns: list[str
         index=index, where=where, question=question, listed=listed,
         proactive_actions=list(record.get("proactive_actions") or []), ground_truth=ground_truth.strip(),
         system_prompt=system, prompt_tail=tail, templated=match is not None, options_column=options,
-        confidence={c: _confidence_value(record.get(c)) for c in confidence_columns},
+        confidence={c: _confidence_value(record.get(c), c, where) for c in confidence_columns},
     )
 
 
@@ -393,10 +409,14 @@ def import_train(
 
 
 def train_features():
-    """The authors' train-split features (source_formats §0.3), as `datasets` writes them."""
+    """The authors' train-split features as their card declares them (source_formats §0.3).
+
+    The deltas are a `sequence` of {key, value}: `datasets` turns a Sequence of a dict into a dict of lists and
+    stores it as `struct<key: list<string>, value: list<float>>`; rows give them as {"key": [...], "value": [...]}.
+    """
     import datasets
 
-    delta = datasets.List({"key": datasets.Value("string"), "value": datasets.Value("float32")})
+    delta = datasets.Sequence({"key": datasets.Value("string"), "value": datasets.Value("float32")})
     return datasets.Features(
         {
             "prompt": datasets.List(
@@ -429,9 +449,9 @@ def make_train_row(
         "proactive_actions": proactive_actions,
         "options": options,
         "qwen_conf": confidence.get("qwen_conf", 0.5),
-        "qwen_delta": confidence.get("qwen_delta", [{"key": options[-1], "value": 0.1}]),
+        "qwen_delta": confidence.get("qwen_delta", {"key": [options[-1]], "value": [0.1]}),
         "llava_conf": confidence.get("llava_conf", 0.25),
-        "llava_delta": confidence.get("llava_delta", [{"key": options[-1], "value": -0.2}]),
+        "llava_delta": confidence.get("llava_delta", {"key": [options[-1]], "value": [-0.2]}),
         "images": [image],
     }
 

@@ -15,6 +15,7 @@ from typing import Iterator
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from proactivebench.integrity import DatasetError, check_shard_sets
 from proactivebench.safe_files import SAFE_ID_RULE, is_safe_id
 from proactivebench.schema import FEATURES
 from proactivebench.store import SHARD_NAME, card_configs, layout
@@ -41,7 +42,7 @@ class CheckReport:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # {config: {split: rows}}
 
 
-def _check_names(root: Path) -> None:
+def check_names(root: Path) -> None:
     data = root / "data"
     if not data.is_dir():
         raise PublishError(f"{root}: no data/ folder (not a hub-layout dataset)")
@@ -49,12 +50,10 @@ def _check_names(root: Path) -> None:
         hidden = any(part.startswith(".") for part in path.relative_to(data).parts)
         if path.is_file() and not hidden and not SHARD_NAME.match(path.name):
             raise PublishError(f"{path}: stray file in data/ (expected <split>-NNNNN-of-MMMMM.parquet)")
-    for source, splits in layout(root).items():
-        for split, files in splits.items():
-            names = [p.name for p in files]
-            expected = [f"{split}-{i:05d}-of-{len(files):05d}.parquet" for i in range(len(files))]
-            if names != expected:
-                raise PublishError(f"data/{source}: {split} shards {names} are not a complete {split}-*-of-{len(files):05d} set")
+    try:
+        check_shard_sets(layout(root))
+    except DatasetError as error:
+        raise PublishError(str(error)) from None
 
 
 @dataclass
@@ -144,7 +143,7 @@ def check_card(root: Path | str, report: CheckReport) -> None:
 def check_data(root: Path | str, check_images: bool = True, num_proc: int = 1) -> CheckReport:
     """The shards: names, schema, sizes, ids, and (with `check_images`) every frame decodes; `num_proc` workers."""
     root = Path(root)
-    _check_names(root)
+    check_names(root)
     on_disk = layout(root)
     if not on_disk:
         raise PublishError(f"{root}: no shards under data/")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from proactivebench.integrity import verify_folder
 from proactivebench.sources import SOURCE_NAMES
 from proactivebench.safe_files import OutputFolder, check_no_overlap, replace_dir, staged_dir
 from proactivebench.store import count_rows, iter_rows, layout, write_card, write_split
@@ -211,6 +212,7 @@ def filter_dataset(
             raise FilterError(
                 f"{foreign[0]}: not written by proactivebench; --overwrite would delete it: move it away or pass another --out"
             )
+    verify_folder(dataset)  # before any work: every split is read (train is copied)
     report = solve_rates(dataset, predictions, threshold)
     threshold_split = {sid: ("excluded" if r >= threshold else "test") for sid, r in report.solve_rate.items()}
 

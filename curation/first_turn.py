@@ -1,11 +1,11 @@
 """`curate first-turn`: the first MCQA turn of every pool episode for one model, one parquet file per model.
 
-The filter's input. Each batch of first turns goes through the eval backends (`load_backend(SPEC)`) and the
-generic engine (`Episode.step`), so "correct at the first turn" means exactly what it means in an eval run:
-the episode ended correct on turn 1 (the category verdict is correct where the first state accepts answers).
-Resumable: every finished batch is an append-only part file in `<out>/.<slug>.parts/`; a rerun skips the
-sample ids already there and, at the end, the parts (and any earlier result) are consolidated atomically
-into `<out>/<slug>.parquet`.
+The filter's input. A run of one turn per episode through the eval runner's scheduler (eval/scheduler.py:
+pipelined against a server, batched in process) with the eval backends and the generic engine, so "correct
+at the first turn" means exactly what it means in an eval run: the episode ended correct on turn 1 (the
+category verdict is correct where the first state accepts answers). Resumable: every group commit is an
+append-only part file in `<out>/.<slug>.parts/`; a rerun skips the sample ids already there and, at the end,
+the parts (and any earlier result) are consolidated atomically into `<out>/<slug>.parquet`.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from proactivebench.eval.ranks import Ranks
+from proactivebench.eval.scheduler import CommitPolicy, drive
+from proactivebench.integrity import verify_folder
 from proactivebench.safe_files import atomic_file
 from proactivebench.store import count_rows, iter_rows, layout
 
@@ -109,11 +112,14 @@ def _write_atomic(table: pa.Table, path: Path) -> None:
         pq.write_table(table, temporary, compression="zstd")
 
 
-def _pending(dataset: Path, done: set[str], limit: int | None) -> Iterator[dict]:
-    sent = 0
+def _pending(dataset: Path, done: set[str], limit: int | None, ranks: Ranks = Ranks()) -> Iterator[dict]:
+    """The pool rows not predicted yet; under torchrun this rank's share, split by position in the pool (before
+    the done ones are dropped, so every rank agrees on the split whatever the others have written)."""
+    sent = position = 0
     for split in POOL_SPLITS:
         for row in iter_rows(dataset, split=split):
-            if row["sample_id"] in done:
+            position += 1
+            if (position - 1) % ranks.world != ranks.rank or row["sample_id"] in done:
                 continue
             if limit is not None and sent >= limit:
                 return
@@ -121,52 +127,62 @@ def _pending(dataset: Path, done: set[str], limit: int | None) -> Iterator[dict]
             yield row
 
 
-def _batches(rows: Iterator[dict], size: int) -> Iterator[list[dict]]:
-    batch: list[dict] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+class FirstTurnEpisode:
+    """The generic engine's episode, over after its first turn (the budget is left alone: backends that read
+    the graph, like the oracle, see the real episode). Correct = it ended correct on turn 1."""
+
+    def __init__(self, row: dict, hint: bool = False):
+        from proactivebench.eval.engine import Episode
+
+        self.episode = Episode(row, hint=hint)
+
+    def __getattr__(self, name):
+        return getattr(self.episode, name)
+
+    @property
+    def done(self) -> bool:
+        return bool(self.episode.turns)
 
 
-def predict_batch(backend, spec: str, rows: list[dict], hint: bool = False) -> list[dict]:
-    """One backend call for the first turns of `rows`, scored by the engine."""
+def first_turn_request(episode: FirstTurnEpisode, observation):
+    """A callable image: backends that read the graph instead of the pixels never decode the frame."""
     from proactivebench.eval.backends import single_turn
-    from proactivebench.eval.engine import Episode
+
+    return single_turn(observation.prompt, [lambda: observation.image], context=episode.episode,
+                       key=f"{episode.sample_id}/0")
+
+
+def prediction_row(spec: str, episode) -> dict:
     from proactivebench.eval.parsing import CORRECT
 
-    episodes = [Episode(row, hint=hint) for row in rows]
-    requests = []
-    for episode in episodes:
-        observation = episode.observe()
-        # A callable: backends that read the graph instead of the pixels never decode the frame.
-        requests.append(
-            single_turn(observation.prompt, [lambda o=observation: o.image], context=episode, key=f"{episode.sample_id}/0")
-        )
-    results = []
-    for episode, generation in zip(episodes, backend.generate(requests)):
-        if generation.error:
-            log.warning("%s on %s: %s", spec, episode.sample_id, generation.error)
-            episode.step_error(generation.error)
-            verdict = ERROR_VERDICT
-        else:
-            verdict = episode.step(generation.text).category_verdict
-        # Correct at the first turn = the episode ended correct on turn 1.
-        correct = episode.done and episode.correct and verdict == CORRECT
-        results.append(
-            {
-                "model": spec,
-                "sample_id": episode.sample_id,
-                "source": episode.source,
-                "output": generation.text,
-                "verdict": verdict,
-                "correct": bool(correct),
-            }
-        )
-    return results
+    (turn,) = episode.turns
+    if turn.error:
+        log.warning("%s on %s: %s", spec, episode.sample_id, turn.error)
+    verdict = ERROR_VERDICT if turn.error else turn.category_verdict
+    return {
+        "model": spec, "sample_id": episode.sample_id, "source": episode.source, "output": turn.output,
+        "verdict": verdict, "correct": bool(episode.episode.done and episode.correct and verdict == CORRECT),
+    }
+
+
+class _PartSink:
+    """Each group commit is one append-only part file (atomic); a resume skips the sample ids in the parts."""
+
+    def __init__(self, spec: str, parts: Path, report: FirstTurnReport, bar):
+        self.spec, self.parts, self.report, self.bar = spec, parts, report, bar
+        self.rows: list[dict] = []
+
+    def record(self, episode, turn, generation) -> None:
+        self.rows.append(prediction_row(self.spec, episode))
+
+    def commit(self) -> None:
+        if self.rows:
+            table = pa.Table.from_pylist(self.rows, schema=PREDICTION_SCHEMA)
+            _write_atomic(table, self.parts / f"part-{uuid.uuid4().hex}.parquet")
+            self.report.predicted += len(self.rows)
+            self.report.errors += sum(r["verdict"] == ERROR_VERDICT for r in self.rows)
+            self.bar.update(len(self.rows))
+            self.rows = []
 
 
 def first_turn(
@@ -179,11 +195,13 @@ def first_turn(
     limit: int | None = None,
     backend_options: dict[str, Any] | None = None,
     backend=None,
+    policy: CommitPolicy = CommitPolicy(),
 ) -> FirstTurnReport:
     """Predict the first turn of every test/excluded episode not yet predicted, then consolidate the file."""
     dataset, out = Path(dataset), Path(out)
     if not any(split in splits for splits in layout(dataset).values() for split in POOL_SPLITS):
         raise ValueError(f"{dataset}: no test/excluded shards under data/ (is this a hub-layout folder?)")
+    verify_folder(dataset, POOL_SPLITS)  # before any work: a damaged folder or an invalid row is one line
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     slug = model_slug(spec)
@@ -196,19 +214,27 @@ def first_turn(
     total = sum(c.get(s, 0) for c in count_rows(dataset).values() for s in POOL_SPLITS)
     report = FirstTurnReport(model=spec, path=final, total=total, skipped=len(done & _pool_ids(dataset)))
     todo = total - report.skipped if limit is None else min(limit, total - report.skipped)
+    ranks = Ranks.from_env()
     if todo > 0:
         if backend is None:
             from proactivebench.eval.backends import load_backend
 
-            backend = load_backend(spec, **(backend_options or {}))
+            options = dict(backend_options or {})
+            device = ranks.device(options.get("device"))
+            if device:
+                options["device"] = device
+            backend = load_backend(spec, **options)
         size = batch_size or getattr(backend, "default_batch_size", 8)
-        with tqdm(total=todo, desc=f"first turn {slug}", unit="ep") as bar:
-            for number, batch in enumerate(_batches(_pending(dataset, done, limit), size)):
-                rows = predict_batch(backend, spec, batch, hint=hint)
-                _write_atomic(pa.Table.from_pylist(rows, schema=PREDICTION_SCHEMA), parts / f"part-{uuid.uuid4().hex}.parquet")
-                report.predicted += len(rows)
-                report.errors += sum(r["verdict"] == ERROR_VERDICT for r in rows)
-                bar.update(len(rows))
+        episodes = (FirstTurnEpisode(row, hint) for row in _pending(dataset, done, limit, ranks))
+        share = -(-todo // ranks.world)  # about this rank's share, for the bar
+        with tqdm(total=share, desc=f"first turn {slug}", unit="ep", disable=not ranks.main) as bar:
+            drive(episodes, backend, _PartSink(spec, parts, report, bar), make_request=first_turn_request,
+                  batch_size=size, concurrency=getattr(backend, "concurrency", size), policy=policy)
+    if ranks.active:  # every rank's parts are written; rank 0 consolidates them
+        ranks.barrier()
+        ranks.close()
+        if not ranks.main:
+            return report
     table = _consolidate(final, parts)
     report.correct = sum(table.column("correct").to_pylist()) if table is not None else 0
     return report

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+from proactivebench.integrity import DatasetError, verify_folder
 from proactivebench.store import layout
 
 from .card import write_rendered_card
-from .checks import CheckReport, PublishError, check_card, check_data
+from .checks import CheckReport, PublishError, check_card, check_data, check_names
 
 REPO_TYPE = "dataset"
 # The Hub's preupload endpoint takes 256 files per call and huggingface_hub commits large folders in batches of
@@ -188,7 +189,12 @@ def publish(
         raise PublishError(f"{root}: not a folder")
     if push_to_hub and not repo_id:
         raise PublishError("--push needs --repo-id ORG/NAME")
-    report = check_data(root, num_proc=num_proc)  # first: the card is rendered from the shards' metadata
+    check_names(root)
+    try:  # the folder whole and every row valid; the counts only of a card kept as it is (a render rewrites them)
+        verify_folder(root, counts=not render)
+    except DatasetError as error:
+        raise PublishError(str(error)) from None
+    report = check_data(root, num_proc=num_proc)  # the card is rendered from the shards' metadata
     card = write_rendered_card(root, template, repo_id) if render else root / "README.md"
     check_card(root, report)
     if not push_to_hub:

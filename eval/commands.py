@@ -22,7 +22,9 @@ def _backend_arguments(parser: argparse.ArgumentParser, max_new_tokens_help: str
     group.add_argument("--device", help="hf: auto (default), cpu, cuda, cuda:N, mps")
     group.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="hf: default auto")
     group.add_argument("--base-url", help="openai: server URL, e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)")
-    group.add_argument("--concurrency", type=int, help="openai: requests in flight (default 8)")
+    group.add_argument("--concurrency", type=int,
+                       help="openai: requests in flight, each episode advancing on its own answer (default 64 for a "
+                       "local server, 8 for api.openai.com)")
     group.add_argument("--timeout", type=float, help="openai: seconds per request (default 120)")
     group.add_argument("--max-retries", type=int, help="openai: retries on 429/5xx/connection errors (default 5)")
 
@@ -74,6 +76,15 @@ def _judge(args) -> int:
     return 1 if summary.failed else 0
 
 
+def _merge(args) -> int:
+    from .merge import merge_files
+
+    report = merge_files(args.inputs, args.out, update=args.update)
+    print(f"merged {report.inputs} file(s) into {report.out}: {report.runs} run(s), {report.episodes} episodes "
+          f"({report.added_episodes} added)")
+    return 0
+
+
 def register(subparsers) -> None:
     from .ablation import ABLATIONS
     from .parsing import PARSERS
@@ -83,7 +94,9 @@ def register(subparsers) -> None:
         "eval",
         help="evaluate a model on the benchmark (resumable, shardable)",
         description="Evaluate a model on a hub-layout folder or Hub dataset; results go to a DuckDB file. "
-        "Rerunning the same command resumes the run.",
+        "Rerunning the same command resumes the run: complete episodes are kept, interrupted ones run again, "
+        "and episodes that ended in a backend error (server down, timeout, a request the model rejects) are "
+        "failures, not results: they are retried; one that fails again is recorded again as an error.",
     )
     parser.add_argument("--dataset", required=True, help="hub-layout folder or Hub repo id")
     parser.add_argument("--model", required=True, help=SPEC_HELP)
@@ -92,7 +105,9 @@ def register(subparsers) -> None:
                         "oeg (open-ended, first state; judge afterwards)")
     parser.add_argument("--hint", action="store_true",
                         help="mcqa/reference: add the scenario hint; oeg: add the generic help hint")
-    parser.add_argument("--batch-size", type=int, help="live episodes per backend call (default: the backend's)")
+    parser.add_argument("--batch-size", type=int,
+                        help="in-process backends (hf:, baseline:): live episodes per generate call (default: the "
+                        "backend's); servers use --concurrency")
     parser.add_argument("--results", default="results.duckdb", help="DuckDB results file (default results.duckdb)")
     parser.add_argument("--sources", nargs="+", choices=SOURCE_NAMES, metavar="SOURCE",
                         help=f"evaluate only these sources ({', '.join(SOURCE_NAMES)})")
@@ -135,3 +150,15 @@ def register(subparsers) -> None:
     judge.add_argument("--no-progress", action="store_true", help="no progress bar")
     _backend_arguments(judge, "judge tokens per answer (default 32768, the reference's)")
     judge.set_defaults(func=_judge)
+
+    merge = subparsers.add_parser(
+        "merge",
+        help="merge results files (shards, ranks, machines) into one, without duplicates",
+        description="Merge results DuckDB files into --out: each run once, each complete episode once with its "
+        "turns, each judgment once; cut-off episodes are left out (a resume reruns them). Idempotent. Refuses "
+        "a file of another schema; an existing --out is extended only with --update.",
+    )
+    merge.add_argument("inputs", nargs="+", metavar="FILE", help="results files to merge")
+    merge.add_argument("--out", required=True, help="merged results file to write")
+    merge.add_argument("--update", action="store_true", help="merge into an existing --out, keeping its rows")
+    merge.set_defaults(func=_merge)

@@ -11,6 +11,11 @@ from typing import Callable
 from proactivebench.sources import SOURCE_NAMES
 
 from .analytics import DEFAULT_THRESHOLD, View, prediction_views, public_views, result_views, source_label
+from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
+
+DEFAULT_TRAJECTORIES = 10
+# Formats that keep every column: table1 gets its bootstrap CI columns there (table/markdown stay the paper's cells).
+CI_FORMATS = {"csv", "json"}
 
 PUBLIC_VIEW_NAMES = [v.name for v in result_views() + prediction_views(DEFAULT_THRESHOLD) if v.public]
 # Wide views shown the paper's way in table/markdown: one "a/b" cell per source (e.g. acc/psr = "14.3/0.4").
@@ -41,6 +46,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--save-views", action="store_true",
                         help="also store the views in the results file (needs write access), so any DuckDB "
                         "client can query table1 & co. without proactivebench")
+    parser.add_argument("--html", type=Path, metavar="OUT.html",
+                        help="also write one self-contained HTML page (tables with 95%% CIs, figures, the paper's "
+                        "published rows, trajectories); add --dataset for the frames")
+    parser.add_argument("--dataset", type=Path, metavar="DIR",
+                        help="the evaluated dataset folder: the HTML page shows the frames of each turn")
+    parser.add_argument("--trajectories", type=int, default=DEFAULT_TRAJECTORIES, metavar="N",
+                        help=f"HTML: episodes per source shown as trajectories, the same samples for every run "
+                        f"(default {DEFAULT_TRAJECTORIES}; 0: none)")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, metavar="N",
+                        help=f"bootstrap resamples for the 95%% CIs of table1 in csv/json/html "
+                        f"(default {DEFAULT_RESAMPLES}; 0: no CIs)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="bootstrap and trajectory sampling seed")
     parser.set_defaults(func=run_report)
 
 
@@ -58,16 +75,35 @@ def run_report(args: argparse.Namespace) -> int:
             absent = wanted - {v.name for v in views}
             if absent:
                 raise ValueError(f"view(s) {', '.join(sorted(absent))} need --predictions")
+        if args.bootstrap < 0 or args.trajectories < 0:
+            raise ValueError("--bootstrap and --trajectories must be >= 0")
         frames = [(view, con.sql(f"SELECT * FROM {view.name}").df()) for view in views]
+        if args.format in CI_FORMATS and args.bootstrap:
+            frames = [(view, table1_with_intervals(con, frame, args.bootstrap, args.seed)
+                       if view.name == "table1" else frame) for view, frame in frames]
         sys.stdout.write(FORMATTERS[args.format](frames))
         if args.plot:
             from .plots import write_plots
 
             for path in write_plots(con, args.plot):
                 print(f"wrote {path}", file=sys.stderr)
+        if args.html:
+            from .html_report import ReportOptions, write_html
+
+            options = ReportOptions(resamples=args.bootstrap, seed=args.seed, per_source=args.trajectories)
+            path = write_html(con, args.html, dataset=args.dataset, results_name=args.results.name,
+                              options=options)
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)", file=sys.stderr)
     finally:
         con.close()
     return 0
+
+
+def table1_with_intervals(con, frame, resamples: int, seed: int):
+    """The table1 frame with its bootstrap 95% CI columns (`<source>_acc_lo`, `…_hi`, …)."""
+    from .bootstrap import table1_intervals, with_intervals
+
+    return with_intervals(frame, table1_intervals(con, resamples, seed)) if not frame.empty else frame
 
 
 # --- presentation -----------------------------------------------------------------------------------------

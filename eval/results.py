@@ -10,6 +10,8 @@ from typing import Any
 
 from proactivebench.safe_files import atomic_file
 
+from .engine import STOP_ERROR
+
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, model VARCHAR, backend VARCHAR, mode VARCHAR, hint BOOLEAN, ablation VARCHAR,
@@ -93,12 +95,32 @@ def _insert(connection, table: str, columns: tuple[str, ...], rows: list[tuple])
         connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
+def completed_ids(path: str | Path, run_id: str) -> set[str]:
+    """Sample ids of the run's complete episodes in a results file (none if the file does not exist yet)."""
+    import duckdb
+
+    if not Path(path).is_file():
+        return set()
+    try:
+        connection = duckdb.connect(str(path), read_only=True)
+    except duckdb.IOException as error:
+        raise ValueError(f"cannot open results file {path}: {str(error).splitlines()[0]}") from None
+    try:
+        rows = connection.execute("SELECT sample_id FROM episodes WHERE run_id = ?", [run_id]).fetchall()
+    except duckdb.CatalogException:
+        rows = []
+    finally:
+        connection.close()
+    return {r[0] for r in rows}
+
+
 class ResultsWriter:
     """Writes one run into a results file as it goes, and resumes it.
 
     Invariant: an `episodes` row is committed in the same transaction as its episode's last turn, so on
     resume the episodes present are complete and any turn without an episode row belongs to an episode that
     was cut off: those turns are deleted and the episode runs again. Nothing is lost or written twice.
+    Episodes that ended in a backend error (stop_reason "error") are deleted on resume too and run again.
     """
 
     def __init__(self, path: str | Path, run: RunInfo):
@@ -127,6 +149,11 @@ class ResultsWriter:
                 [run.run_id, run.model, run.backend, run.mode, run.hint, run.ablation, run.dataset,
                  run.dataset_revision, config],
             )
+        # An episode that ended in a backend error is a failure, not a result: it runs again (a deterministic
+        # error fails again and is recorded again). Its judgment (the judge scores an error 0) goes with it.
+        retry = "SELECT sample_id FROM episodes WHERE run_id = ? AND stop_reason = ?"
+        con.execute(f"DELETE FROM judgments WHERE run_id = ? AND sample_id IN ({retry})", [run.run_id, run.run_id, STOP_ERROR])
+        con.execute("DELETE FROM episodes WHERE run_id = ? AND stop_reason = ?", [run.run_id, STOP_ERROR])
         con.execute(
             "DELETE FROM turns WHERE run_id = ? AND sample_id NOT IN (SELECT sample_id FROM episodes WHERE run_id = ?)",
             [run.run_id, run.run_id],
@@ -201,34 +228,8 @@ def export_parquet(path: str | Path, out_dir: str | Path) -> list[Path]:
     return files
 
 
-def merge_results(inputs: list[str | Path], out: str | Path) -> None:
-    """Merge results files (e.g. the shards of one run from several machines) into `out`, without duplicates:
-    a run keeps its first `runs` row, an episode (run, sample) its first copy with its turns."""
-    connection = connect(out)
-    try:
-        for i, path in enumerate(inputs):
-            alias = f"src{i}"
-            connection.execute(f"ATTACH '{Path(path)}' AS {alias} (READ_ONLY)")
-            connection.execute("BEGIN")
-            connection.execute(
-                f"INSERT INTO runs SELECT * FROM {alias}.runs WHERE run_id NOT IN (SELECT run_id FROM runs)"
-            )
-            new = f"""(SELECT run_id, sample_id FROM {alias}.episodes
-                       EXCEPT SELECT run_id, sample_id FROM episodes)"""
-            connection.execute(f"CREATE TEMP TABLE new_eps AS {new}")
-            connection.execute(
-                f"INSERT INTO turns SELECT t.* FROM {alias}.turns t JOIN new_eps USING (run_id, sample_id)"
-            )
-            connection.execute(
-                f"INSERT INTO episodes SELECT e.* FROM {alias}.episodes e JOIN new_eps USING (run_id, sample_id)"
-            )
-            connection.execute(
-                f"""INSERT INTO judgments SELECT * FROM {alias}.judgments j WHERE NOT EXISTS (
-                    SELECT 1 FROM judgments k WHERE k.run_id = j.run_id AND k.sample_id = j.sample_id
-                    AND k.judge_model = j.judge_model)"""
-            )
-            connection.execute("DROP TABLE new_eps")
-            connection.execute("COMMIT")
-            connection.execute(f"DETACH {alias}")
-    finally:
-        connection.close()
+def merge_results(inputs: list[str | Path], out: str | Path, update: bool = False) -> "MergeReport":
+    """Merge results files (the shards of one run from several machines or ranks) into `out`: see merge.py."""
+    from .merge import merge_files
+
+    return merge_files(inputs, out, update=update)

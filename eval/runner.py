@@ -1,8 +1,9 @@
-"""The evaluation runner: turn-synchronous batching over live episodes, written to the results file as it goes.
+"""The evaluation runner: selects the episodes, drives them through the scheduler, writes the results file.
 
-Up to `batch_size` episodes are live at once. Each step sends one request per live episode to the backend in
-one batch, feeds each output back to its episode (the engine parses and judges), writes the step's turns (and
-the episodes they finished) in one transaction, and refills the freed slots from the queue. A killed run
+The scheduler (eval/scheduler.py) pipelines a server backend (`--concurrency` requests in flight, each episode
+advancing as soon as its answer arrives) and batches an in-process one (`--batch-size` live episodes per
+`generate`); each turn's output goes back to its episode (the engine parses and judges) and the turns, with
+the episodes they finished, are group-committed to the results file. A killed run
 resumes: the run id is derived from what defines the outputs, complete episodes are skipped, cut-off ones run
 again (see results.ResultsWriter). `--shard I/N` takes every N-th episode, so machines can split a run.
 
@@ -13,10 +14,14 @@ mode (history, few-shot) adds an entry and, at most, its own message builder nex
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
+import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
@@ -25,7 +30,9 @@ from .ablation import get_ablation
 from .backends import Backend, Request, load_backend, single_turn
 from .engine import STOP_ERROR, Episode, EpisodeResult, Turn
 from .fewshot import ContextOptions, prepare_context
-from .results import ResultsWriter, RunInfo, run_id_for
+from .ranks import Ranks
+from .results import ResultsWriter, RunInfo, completed_ids, connect, run_id_for
+from .scheduler import CommitPolicy, drive
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +155,7 @@ class EvalConfig:
     revision: str | None = None
     run_id: str | None = None
     backend_options: dict[str, Any] = field(default_factory=dict)
+    commit: CommitPolicy = field(default_factory=CommitPolicy)  # group commits: how much a SIGKILL may cost
     # history / few-shot (eval/history.py, eval/fewshot.py; mcqa only)
     history: bool = False
     history_size: int = 224  # short edge of every image in a history chat; 0 keeps the frames
@@ -159,9 +167,10 @@ class EvalConfig:
     def validate(self) -> "EvalConfig":
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
-        from .backends.base import check_spec
+        from .backends.base import check_option_ranges, check_spec
 
         check_spec(self.model)  # before any dataset loading
+        check_option_ranges(SimpleNamespace(**self.backend_options))
         if self.ablation and self.mode == "oeg":
             raise ValueError("--ablation applies to the multiple-choice modes, not oeg")
         get_ablation(self.ablation)
@@ -216,21 +225,10 @@ def dataset_revision(dataset: str, revision: str | None) -> str | None:
 
 
 def load_episodes(config: EvalConfig):
-    """`datasets.load_dataset` (folder or repo id) with frames left undecoded: only the frames shown are decoded."""
-    import datasets
+    """The episodes to evaluate, checked whole and row by row (`store.load_episodes`), frames undecoded."""
+    from proactivebench.store import load_episodes as load
 
-    from proactivebench import store
-
-    name = str(Path(config.dataset).resolve()) if Path(config.dataset).is_dir() else config.dataset
-    kwargs = {"revision": config.revision} if config.revision else {}
-    # Per-source configs when sources are named: from the Hub, only their shards are downloaded.
-    configs = list(config.sources) if config.sources else [None]
-    try:  # store.load: a rebuilt local folder is never stale
-        tables = [store.load(name, source, split=config.split, **kwargs) for source in configs]
-    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as error:
-        raise ValueError(f"cannot load dataset {config.dataset!r} split {config.split!r}: {error}") from None
-    table = tables[0] if len(tables) == 1 else datasets.concatenate_datasets(tables)
-    return table.cast_column("frames", datasets.List(datasets.Image(decode=False)))
+    return load(_dataset_name(config.dataset), config.split, config.sources, config.revision)
 
 
 def select(table, config: EvalConfig, mode: Mode) -> list[int]:
@@ -262,6 +260,8 @@ def run_identity(config: EvalConfig, backend: Backend, revision: str | None) -> 
     """What defines the outputs: the same identity resumes the same run. Which episodes (sources, limit, shard)
     and how fast (batch size) are not part of it, so a run can be extended, split or resumed differently."""
     backend_config = {k: v for k, v in backend.config().items() if k not in OPERATIONAL_OPTIONS}
+    if backend_config.get("device"):  # cuda:3 on rank 3 is the same run as cuda on one GPU
+        backend_config["device"] = str(backend_config["device"]).split(":")[0]
     return {
         "model": config.model, "backend": backend_config, "mode": config.mode, "hint": config.hint,
         "parser": config.parser, "ablation": config.ablation, "dataset": _dataset_name(config.dataset),
@@ -316,16 +316,24 @@ def run_eval(
     backend: Backend | None = None,
     progress: bool = True,
 ) -> RunSummary:
-    """Evaluate `config.model` on the dataset and write the run into `results` (resuming it if present)."""
+    """Evaluate `config.model` on the dataset and write the run into `results` (resuming it if present).
+
+    Under torchrun / accelerate launch each rank runs its share into its own file and rank 0 merges them into
+    `results` at the end (eval/ranks.py); the summary of a rank > 0 covers its own share."""
     config.validate()
+    ranks = Ranks.from_env()
     mode = MODES[config.mode]
     ablate = get_ablation(config.ablation)
     own_backend = backend is None
     table = load_episodes(config)
-    indices = select(table, config, mode)
+    indices = ranks.take(select(table, config, mode))  # split before resume filtering: every rank agrees
     mode, context = prepare_context(mode, table, config, config.sources)
     if backend is None:
-        backend = load_backend(config.model, seed=config.seed, **config.backend_options)
+        options = dict(config.backend_options)
+        device = ranks.device(options.get("device"))
+        if device:
+            options["device"] = device
+        backend = load_backend(config.model, seed=config.seed, **options)
     revision = dataset_revision(config.dataset, config.revision)
     identity = run_identity(config, backend, revision)
     run_id = config.run_id or run_id_for(identity)
@@ -336,33 +344,84 @@ def run_eval(
         "shard": f"{config.shard[0]}/{config.shard[1]}", "generic_hint": config.mode == "oeg" and config.hint,
         **context, "run_id_override": bool(config.run_id),
     }
+    if ranks.active:
+        run_config["ranks"] = ranks.world
     info = RunInfo(
         run_id=run_id, model=backend.model_name, backend=backend.kind, mode=config.mode, hint=config.hint,
         ablation=config.ablation, dataset=_dataset_name(config.dataset), dataset_revision=revision, config=run_config,
     )
-    writer = ResultsWriter(results, info)
+    results = Path(results)
+    writer = ResultsWriter(rank_file(results, ranks) if ranks.active else results, info)
     try:
-        done = writer.start()
+        # A rank also skips what an earlier, merged invocation of the run finished.
+        done = writer.start() | (completed_ids(results, run_id) if ranks.active else set())
         sample_ids = table["sample_id"]
         todo = [i for i in indices if sample_ids[i] not in done] if done else indices
         if done:
             log.info("resuming run %s: %d episodes done, %d to go", run_id, len(indices) - len(todo), len(todo))
         running = _Running(writer.completed())
-        new, errors = _loop(table, todo, config, mode, ablate, backend, writer, running, batch_size, progress)
+        new, errors = _loop(table, todo, config, mode, ablate, backend, writer, running, batch_size,
+                            progress and ranks.main)
         writer.finish()
-        # The paper's tables as views in the file itself, so `duckdb results.duckdb "FROM table1"` just works.
-        from .analytics import create_views
-
-        create_views(writer.connection)
+        if not ranks.active:
+            return _summary(writer.connection, run_id, results, new)
         count, acc, psr = running.overall()
-        total_errors = writer.connection.execute(
-            "SELECT count(*) FROM episodes WHERE run_id = ? AND stop_reason = ?", [run_id, STOP_ERROR]
-        ).fetchone()[0]
-        return RunSummary(run_id, str(results), count, new, acc, psr, total_errors, running.per_source())
+        rank_summary = RunSummary(run_id, str(writer.path), count, new, acc, psr, errors, running.per_source())
     finally:
         writer.close()
         if own_backend:
             backend.close()
+    ranks.barrier()  # every rank's file is complete and closed
+    try:
+        if not ranks.main:
+            return rank_summary
+        gather_ranks(results, run_id, info)
+        connection = connect(results)
+        try:
+            return _summary(connection, run_id, results, new)
+        finally:
+            connection.close()
+    finally:
+        ranks.close()
+
+
+def _summary(connection, run_id: str, results: Path, new: int) -> RunSummary:
+    # The paper's tables as views in the file itself, so `duckdb results.duckdb "FROM table1"` just works.
+    from .analytics import create_views
+
+    create_views(connection)
+    running = _Running(connection.execute(
+        "SELECT source, correct, proactive_suggestions FROM episodes WHERE run_id = ?", [run_id]
+    ).fetchall())
+    count, acc, psr = running.overall()
+    total_errors = connection.execute(
+        "SELECT count(*) FROM episodes WHERE run_id = ? AND stop_reason = ?", [run_id, STOP_ERROR]
+    ).fetchone()[0]
+    return RunSummary(run_id, str(results), count, new, acc, psr, total_errors, running.per_source())
+
+
+def rank_file(results: Path, ranks: Ranks) -> Path:
+    return results.with_name(f".{results.name}.ranks") / f"rank-{ranks.rank}-of-{ranks.world}.duckdb"
+
+
+def gather_ranks(results: Path, run_id: str, info: RunInfo) -> None:
+    """Rank 0, after the barrier: every rank file (this launch's and any left by an earlier one) into `results`,
+    then the rank files go. Merging is idempotent, so a crash here is repaired by running the command again."""
+    from .merge import merge_files
+
+    folder = results.with_name(f".{results.name}.ranks")
+    files = sorted(folder.glob("rank-*.duckdb"))
+    if files:
+        merge_files(files, results, update=results.exists())
+    connection = connect(results)
+    try:
+        connection.execute(
+            "UPDATE runs SET config_json = ?, finished_at = current_timestamp WHERE run_id = ?",
+            [json.dumps(info.config, sort_keys=True, default=str), run_id],
+        )
+    finally:
+        connection.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def _episodes(table, todo: list[int], config: EvalConfig, mode: Mode, ablate) -> Iterator[Any]:
@@ -373,39 +432,48 @@ def _episodes(table, todo: list[int], config: EvalConfig, mode: Mode, ablate) ->
         yield mode.make_episode(row, config)
 
 
+class _ResultsSink:
+    """Buffers the turns and finished episodes of the run; `commit` writes them in one transaction."""
+
+    def __init__(self, writer: ResultsWriter):
+        self.writer, self.run_id = writer, writer.run.run_id
+        self.turns: list[dict] = []
+        self.episodes: list[dict] = []
+
+    def record(self, episode, turn: Turn, generation) -> None:
+        self.turns.append(_turn_row(self.run_id, episode, turn, generation.latency_s))
+        if episode.done:
+            self.episodes.append(_episode_row(self.run_id, episode.result))
+
+    def commit(self) -> None:
+        self.writer.write(self.turns, self.episodes)
+        self.turns, self.episodes = [], []
+
+
 def _loop(table, todo, config, mode, ablate, backend, writer, running, batch_size, progress) -> tuple[int, int]:
-    queue = _episodes(table, todo, config, mode, ablate)
-    live: list[Any] = []
-    finished = errors = 0
+    counts = {"finished": 0, "errors": 0}
     bar = tqdm(total=len(todo), desc=f"eval {config.mode} {backend.model_name}", unit="ep", disable=not progress)
+    shown = [0.0]
+
+    def on_done(episode) -> None:
+        result = episode.result
+        running.add(result)
+        counts["finished"] += 1
+        counts["errors"] += result.stop_reason == STOP_ERROR
+        bar.update(1)
+        now = time.monotonic()
+        if progress and now - shown[0] > 0.5:  # the running score: at most twice a second
+            shown[0] = now
+            _, acc, psr = running.overall()
+            if acc is not None:
+                bar.set_postfix_str(f"acc {acc:.1f}% psr {psr:.2f}", refresh=False)
+
     try:
-        while True:
-            while len(live) < batch_size:
-                episode = next(queue, None)
-                if episode is None:
-                    break
-                live.append(episode)
-            if not live:
-                break
-            requests = [mode.make_request(episode, episode.observe()) for episode in live]
-            generations = backend.generate(requests)
-            turns, ended = [], []
-            for episode, generation in zip(live, generations):
-                turn = episode.step_error(generation.error) if generation.error else episode.step(generation.text)
-                turns.append(_turn_row(writer.run.run_id, episode, turn, generation.latency_s))
-                if episode.done:
-                    result = episode.result
-                    ended.append(_episode_row(writer.run.run_id, result))
-                    running.add(result)
-                    errors += result.stop_reason == STOP_ERROR
-            writer.write(turns, ended)
-            live = [episode for episode in live if not episode.done]
-            if ended:
-                finished += len(ended)
-                bar.update(len(ended))
-                _, acc, psr = running.overall()
-                if acc is not None:
-                    bar.set_postfix_str(f"acc {acc:.1f}% psr {psr:.2f}", refresh=False)
+        drive(
+            _episodes(table, todo, config, mode, ablate), backend, _ResultsSink(writer),
+            make_request=mode.make_request, batch_size=batch_size,
+            concurrency=getattr(backend, "concurrency", batch_size), on_done=on_done, policy=config.commit,
+        )
     finally:
         bar.close()
-    return finished, errors
+    return counts["finished"], counts["errors"]

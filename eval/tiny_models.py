@@ -6,6 +6,8 @@ Two architectures, because the paper's roster is mostly Qwen2.5-VL / LLaVA-style
   2 layers), LlavaProcessor(patch_size=8, "default" strategy, 1 additional token) on 32 px → 16 image tokens.
 - `build_tiny_qwen2_5_vl(out)`: Qwen2_5_VLForConditionalGeneration with a Qwen2VL image processor and an
   explicit Qwen2VLVideoProcessor (the processor will not build without one).
+Every attention head is HEAD_DIM (32) wide: serving engines' CPU kernels refuse narrower heads (vLLM's CPU
+attention takes 32 and up), so the same checkpoints load there too.
 Both use a byte-level BPE trained with `tokenizers` on a small corpus, wrapped in PreTrainedTokenizerFast,
 and a ChatML chat template.
 """
@@ -16,6 +18,7 @@ from pathlib import Path
 
 SEED = 0
 IMAGE_SIZE = 32
+HEAD_DIM = 32  # per attention head, in every tower (see the docstring)
 VOCAB_SIZE = 400
 
 _CORPUS = [
@@ -87,12 +90,12 @@ def build_tiny_llava(out: str | Path) -> Path:
     specials = ["<|im_start|>", "<|im_end|>", "<|endoftext|>", "<image>"]
     tokenizer = _tokenizer(specials)
     vision = CLIPVisionConfig(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=32 // HEAD_DIM,
         image_size=IMAGE_SIZE, patch_size=8, projection_dim=32,
     )
     text = LlamaConfig(
         vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+        num_attention_heads=64 // HEAD_DIM, num_key_value_heads=64 // HEAD_DIM, max_position_embeddings=512,
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
     )
     config = LlavaConfig(
@@ -132,13 +135,14 @@ def build_tiny_qwen2_5_vl(out: str | Path) -> Path:
     config = Qwen2_5_VLConfig(
         text_config={
             "vocab_size": len(tokenizer), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            "num_attention_heads": 64 // HEAD_DIM, "num_key_value_heads": 1, "max_position_embeddings": 512,
+            # the multimodal rope splits half a head's dimensions over (time, height, width)
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [4, 6, 6]},
             "bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"],
             "pad_token_id": ids["<|endoftext|>"],
         },
         vision_config={
-            "depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "patch_size": 8,
+            "depth": 1, "hidden_size": 32, "intermediate_size": 64, "num_heads": 32 // HEAD_DIM, "patch_size": 8,
             "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 16, "out_hidden_size": 64,
             "fullatt_block_indexes": [0],
         },

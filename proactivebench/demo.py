@@ -21,6 +21,7 @@ from .sources import SOURCE_NAMES
 BASELINES = ("random", "oracle", "oracle-proactive", "always-proactive", "always-abstain")
 # The oracle solves everything at once; in a filtering roster it would exclude every sample it can answer.
 FILTER_ROSTER = ("random", "always-proactive", "always-abstain")
+REPORT_PAGE = "report.html"
 
 
 @dataclass
@@ -94,8 +95,9 @@ def plan(out: Path, seed: int) -> list[Step]:
                  ["eval", "--dataset", str(bench), "--model", f"hf:{tiny}", "--results", str(results),
                   "--no-progress"], str(results))
         )
-    steps.append(Step("report: the paper's tables and plots",
-                      ["report", "--results", str(results), "--format", "table", "--plot", str(plots)], str(plots)))
+    steps.append(Step("report: the paper's tables, plots and one offline HTML page",
+                      ["report", "--results", str(results), "--format", "table", "--plot", str(plots),
+                       "--html", str(out / REPORT_PAGE), "--dataset", str(bench)], str(out / REPORT_PAGE)))
     if importlib.util.find_spec("fiftyone") is not None:
         steps.append(Step("FiftyOne dataset of episodes and trajectories",
                           # the default name derives from the dataset path: `browse --launch` on it reuses this
@@ -133,6 +135,7 @@ def run_demo(out: Path, seed: int = 0, fresh: bool = True) -> int:
             output.record(added=output.foreign_files())
         print(f"  -> {step.output}", flush=True)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; everything is under {out}")
+    print(f"  the report page (opens offline in any browser): {(out / REPORT_PAGE).resolve()}")
     results = out / "results.duckdb"
     print(f"  query the results with SQL: python -c \"import duckdb; duckdb.connect('{results}').sql('FROM table1')"
           f".show()\"  (or: proactivebench report --results {results})")

@@ -13,7 +13,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,6 +32,12 @@ CARD_FRONT_MATTER = re.compile(r"^---\n.*?\n---\n?", re.S)
 
 class StoreError(ValueError):
     """A hub-layout folder that cannot be read or written as asked."""
+
+
+def one_line(error: BaseException) -> str:
+    """An exception as one printable line (pyarrow's messages span lines and may carry control bytes)."""
+    text = "; ".join(line.strip() for line in str(error).splitlines() if line.strip())
+    return f"{type(error).__name__}: " + "".join(c if c.isprintable() else "?" for c in text)
 
 
 @dataclass
@@ -374,14 +380,74 @@ def config_files(root: Path | str, config: str, split: str) -> list[Path]:
 
 
 def iter_rows(root: Path | str, sources: Iterable[str] | None = None, split: str = "test") -> Iterator[dict]:
-    """Rows straight from the parquet files, frames undecoded ({bytes, path}); memory stays at one row group."""
+    """Rows straight from the parquet files, frames undecoded ({bytes, path}); memory stays at one row group.
+    Stages check the folder first (`integrity.verify_folder`); a shard damaged where that check does not read
+    (the frames' bytes) still stops here in one line naming the file."""
     on_disk = layout(root)
     wanted = list(sources) if sources else [s for s in SOURCE_NAMES if s in on_disk]
     for source in wanted:
         for path in on_disk.get(source, {}).get(split, []):
-            parquet = pq.ParquetFile(path)
+            try:
+                parquet = pq.ParquetFile(path)
+            except Exception as error:  # noqa: BLE001 - truncation and corruption raise several pyarrow/OS errors
+                raise StoreError(f"{path}: not a readable parquet file ({one_line(error)})") from None
             for group in range(parquet.num_row_groups):
-                yield from parquet.read_row_group(group).to_pylist()
+                try:
+                    table = parquet.read_row_group(group)
+                except Exception as error:  # noqa: BLE001
+                    raise StoreError(f"{path}: row group {group} does not read ({one_line(error)})") from None
+                yield from table.to_pylist()
+
+
+def load_episodes(
+    dataset: Path | str, split: str = "test", sources: Sequence[str] | None = None, revision: str | None = None
+):
+    """The one way a stage loads episodes as a `datasets.Dataset`: a hub-layout folder or a Hub repo id, checked
+    whole and row by row first (`integrity`), frames left undecoded (a stage decodes only the frames it shows).
+
+    A local folder is read from its shards themselves: `load_dataset(folder)` caches by folder name and card
+    patterns, so a folder rebuilt in place could come back with its old rows.
+    """
+    import datasets
+
+    from .integrity import DatasetError, IdRegistry, check_table, verify_folder
+
+    which = f" for {', '.join(sources)}" if sources else ""
+    undecoded = datasets.List(datasets.Image(decode=False))
+    if Path(dataset).is_dir():
+        chosen = verify_folder(dataset, [split], sources)
+        order = list(sources) if sources else sorted(chosen)
+        files = [str(p) for source in order for p in chosen.get(source, {}).get(split, [])]
+        if not files:
+            raise DatasetError(f"{dataset}: no {split!r} split{which}")
+        try:
+            table = datasets.load_dataset("parquet", data_files={split: files}, features=FEATURES, split=split)
+        except datasets.exceptions.DatasetGenerationError:
+            raise DatasetError(_unreadable(files) or f"{dataset}: the {split!r} shards do not read") from None
+        return table.cast_column("frames", undecoded)
+    kwargs = {"revision": revision} if revision else {}
+    try:  # per-source configs when sources are named: only their shards are downloaded
+        tables = [load(str(dataset), source, split=split, **kwargs) for source in (sources or [None])]
+    except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as error:
+        raise DatasetError(f"cannot load dataset {str(dataset)!r} split {split!r}: {error}") from None
+    table = tables[0] if len(tables) == 1 else datasets.concatenate_datasets(tables)
+    table = table.cast_column("frames", undecoded)
+    ids = IdRegistry()
+    where = f"{dataset} ({split})"
+    ids.add(split, check_table(table.data.table, where), where)
+    if len(table) == 0:
+        raise DatasetError(f"{dataset}: the {split!r} split has no episodes{which}")
+    return table
+
+
+def _unreadable(files: list[str]) -> str | None:
+    """The first shard that does not read whole, as a one-line reason (only on the failure path: it reads all)."""
+    for path in files:
+        try:
+            pq.read_table(path)
+        except Exception as error:  # noqa: BLE001
+            return f"{path}: not a readable parquet file ({one_line(error)})"
+    return None
 
 
 def count_rows(root: Path | str) -> dict[str, dict[str, int]]:

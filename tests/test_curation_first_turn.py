@@ -9,6 +9,7 @@ from proactivebench.cli import main
 from proactivebench.curation.first_turn import default_roster_path, first_turn, load_roster, roster_first_turn
 from proactivebench.curation.predictions import PREDICTION_COLUMNS
 from proactivebench.eval.backends import Generation, load_backend
+from proactivebench.eval.scheduler import CommitPolicy
 
 
 def read(path):
@@ -50,7 +51,8 @@ def test_oracle_is_right_at_the_first_turn_exactly_where_an_answer_is_accepted(i
 def test_batches_resume_and_errors(imported_dir, imported_rows, tmp_path):
     interrupted = Recording("baseline:random", stop_after=2)
     with pytest.raises(KeyboardInterrupt):
-        first_turn(imported_dir, "baseline:random", tmp_path, batch_size=3, backend=interrupted)
+        first_turn(imported_dir, "baseline:random", tmp_path, batch_size=3, backend=interrupted,
+                   policy=CommitPolicy(every_turns=3))  # a part file per batch
     parts = list((tmp_path / ".baseline--random.parts").glob("part-*.parquet"))
     assert len(parts) == 2 and not (tmp_path / "baseline--random.parquet").exists()
 

@@ -44,3 +44,6 @@ def test_demo_runs_the_whole_pipeline(tmp_path, capsys, monkeypatch):
     plots = sorted((out / "plots").glob("*.png"))
     assert plots and all(Image.open(p).size[0] > 100 for p in plots)
     assert "demo finished" in printed
+    page = (out / "report.html").resolve()
+    assert f"the report page (opens offline in any browser): {page}" in printed
+    assert '<script type="application/json" id="data">' in page.read_text() and "data:image/jpeg;base64," in page.read_text()

@@ -8,12 +8,9 @@ import base64
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -23,14 +20,9 @@ from PIL import Image
 from proactivebench.eval.backends import load_backend, single_turn
 from proactivebench.eval.backends.openai_server import to_openai_messages
 from proactivebench.eval.runner import EvalConfig, run_eval
+from proactivebench.eval.standin import free_port, server_process
 
 SERVER_START_TIMEOUT = 150
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _completion(text: str) -> bytes:
@@ -121,34 +113,16 @@ def served_tiny_llava(tiny_llava_dir, tmp_path_factory):
     """`transformers serve` on loopback with the tiny LLaVA (a real OpenAI-compatible server, offline)."""
     home = tmp_path_factory.mktemp("hf-home")
     (home / "hub").mkdir()  # without it /v1/models answers 500
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
     command = [str(Path(sys.executable).parent / "transformers"), "serve", str(tiny_llava_dir), "--host", "127.0.0.1",
                "--port", str(port), "--device", "cpu"]
-    log = open(home / "serve.log", "wb")
-    process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
-    try:
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"transformers serve did not start: {(home / 'serve.log').read_text()[-2000:]}")
-            time.sleep(1)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        process.terminate()
+    with open(home / "serve.log", "wb") as log:
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
+            with server_process(command, port, SERVER_START_TIMEOUT, env=env, stdout=log, stderr=subprocess.STDOUT) as url:
+                yield url
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}: {(home / 'serve.log').read_text()[-2000:]}") from None
 
 
 def test_transformers_serve_matches_the_hf_backend(served_tiny_llava, tiny_llava_dir, imported_dir, tmp_path,
@@ -182,7 +156,7 @@ def test_transformers_serve_matches_the_hf_backend(served_tiny_llava, tiny_llava
 def test_unreachable_server_stops_the_run_resumably(imported_dir, tmp_path):
     from proactivebench.eval.backends import BackendUnavailable
 
-    url = f"http://127.0.0.1:{_free_port()}/v1"  # nothing listens there
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     config = EvalConfig(str(imported_dir), "openai:m", sources=("rod",),
                         backend_options={"base_url": url, "max_retries": 0, "timeout": 5})
     with pytest.raises(BackendUnavailable, match="APIConnectionError"):

@@ -93,6 +93,7 @@ _KILLED_RUN = textwrap.dedent(
     import os, signal, sys
     from proactivebench.eval.backends import load_backend
     from proactivebench.eval.runner import EvalConfig, run_eval
+    from proactivebench.eval.scheduler import CommitPolicy
 
     dataset, results, kill_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
     backend = load_backend("baseline:always-proactive")
@@ -105,7 +106,8 @@ _KILLED_RUN = textwrap.dedent(
         return original(requests)
 
     backend.generate = generate
-    run_eval(EvalConfig(dataset, "baseline:always-proactive", batch_size=3), results, backend=backend, progress=False)
+    config = EvalConfig(dataset, "baseline:always-proactive", batch_size=3, commit=CommitPolicy(every_turns=3))
+    run_eval(config, results, backend=backend, progress=False)
     """
 )
 
@@ -191,7 +193,7 @@ def test_sources_and_limit_select_episodes(imported_dir, tmp_path):
     # Extending the selection resumes the same run and runs only the new episodes.
     bigger = run_eval(EvalConfig(str(imported_dir), "baseline:oracle", sources=("coco", "rod")), tmp_path / "r.duckdb", progress=False)
     assert bigger.run_id == summary.run_id and bigger.new_episodes == 1 and bigger.episodes == 5
-    with pytest.raises(ValueError, match="split 'train'"):
+    with pytest.raises(ValueError, match="no 'train' split"):
         run_eval(EvalConfig(str(imported_dir), "baseline:oracle", split="train"), tmp_path / "x.duckdb", progress=False)
 
 
@@ -251,3 +253,37 @@ def test_results_file_carries_the_views(imported_dir, tmp_path):
     with duckdb.connect(str(results), read_only=True) as con:  # a plain client, no proactivebench code
         (avg,) = con.execute("SELECT avg_acc FROM table1").fetchone()
     assert avg == 100.0
+
+
+def test_merge_command(imported_dir, tmp_path, capsys):
+    from proactivebench.cli import main
+
+    shards = []
+    for index in range(2):
+        path = tmp_path / f"s{index}.duckdb"
+        run_eval(EvalConfig(str(imported_dir), "baseline:random", shard=(index, 2), seed=3), path, progress=False)
+        shards.append(str(path))
+    full = tmp_path / "full.duckdb"
+    run_eval(EvalConfig(str(imported_dir), "baseline:random", seed=3), full, progress=False)
+    out = tmp_path / "m.duckdb"
+    assert main(["merge", *shards, shards[0], "--out", str(out)]) == 0
+    assert "10 episodes (10 added)" in capsys.readouterr().out
+    assert _tables(out)[:2] == _tables(full)[:2]
+    before = out.read_bytes()
+    assert main(["merge", *shards, "--out", str(out)]) == 2  # an existing file is not touched unasked
+    assert "--update" in capsys.readouterr().err and out.read_bytes() == before
+    assert main(["merge", *shards, "--out", str(out), "--update"]) == 0  # idempotent
+    assert "(0 added)" in capsys.readouterr().out and _tables(out)[:2] == _tables(full)[:2]
+    import duckdb
+
+    other = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(other))
+    con.execute("CREATE TABLE runs (run_id VARCHAR)")
+    con.close()
+    assert main(["merge", shards[0], str(other), "--out", str(tmp_path / "x.duckdb")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "other.duckdb: not a proactivebench results file" in err
+    assert not (tmp_path / "x.duckdb").exists() and not list(tmp_path.glob(".x.duckdb*"))
+    (tmp_path / "notes.txt").write_text("mine")
+    assert main(["merge", shards[0], "--out", str(tmp_path / "notes.txt")]) == 2
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -3,10 +3,11 @@
 import json
 
 import datasets
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from proactivebench.builders.official_train import import_train, make_train_row, write_train_shards
+from proactivebench.builders.official_train import import_train, make_train_row, train_features, write_train_shards
 from proactivebench.builders.sample_release import synthetic_image
 from proactivebench.builders.scenarios import EntryError
 from proactivebench.cli import main
@@ -95,8 +96,6 @@ def test_missing_ground_truth_column_fails_and_writes_nothing(tmp_path):
     rows = _rows()
     for row in rows:
         del row["ground_truth"]
-    from proactivebench.builders.official_train import train_features
-
     features = train_features()
     del features["ground_truth"]
     write_train_shards(tmp_path / "authors", rows, num_shards=1, features=features)
@@ -145,9 +144,126 @@ def test_the_prompt_listing_wins_over_a_partial_options_column(tmp_path):
 
 
 def test_shards_keep_the_authors_column_layout(train_shards):
-    names = pq.read_schema(sorted((train_shards / "data").glob("*.parquet"))[0]).names
-    assert names == ["prompt", "ground_truth", "proactive_actions", "options", "qwen_conf", "qwen_delta",
-                     "llava_conf", "llava_delta", "images"]
+    schema = pq.read_schema(sorted((train_shards / "data").glob("*.parquet"))[0])
+    assert schema.names == ["prompt", "ground_truth", "proactive_actions", "options", "qwen_conf", "qwen_delta",
+                            "llava_conf", "llava_delta", "images"]
+    # The card's `sequence` of {key, value}, as `datasets` stores it: a struct of two lists.
+    for name in ("qwen_delta", "llava_delta"):
+        delta = schema.field(name).type
+        assert pa.types.is_struct(delta) and [delta.field(i).name for i in range(2)] == ["key", "value"]
+        assert pa.types.is_list(delta.field("key").type) and pa.types.is_list(delta.field("value").type)
+
+
+# The features of the authors' card (tdemin16/ProactiveBench, dataset_info), in the card's own YAML.
+CARD_FEATURES = """
+- name: prompt
+  list:
+  - name: content
+    list:
+    - name: type
+      dtype: string
+    - name: text
+      dtype: string
+  - name: role
+    dtype: string
+- name: ground_truth
+  dtype: string
+- name: proactive_actions
+  list: string
+- name: options
+  list: string
+- name: qwen_conf
+  dtype: float32
+- name: qwen_delta
+  sequence:
+  - name: key
+    dtype: string
+  - name: value
+    dtype: float32
+- name: llava_conf
+  dtype: float32
+- name: llava_delta
+  sequence:
+  - name: key
+    dtype: string
+  - name: value
+    dtype: float32
+- name: images
+  list: image
+"""
+
+
+def test_card_features_import_through_load_dataset_and_the_reward(tmp_path):
+    """Shards that `datasets` writes from the card's own Features (a struct-of-lists delta) import, load and
+    reward exactly as the rows say; the deltas land in `meta` as [{key, value}] in their order."""
+    import yaml
+    from PIL import Image
+
+    features = datasets.Features._from_yaml_list(yaml.safe_load(CARD_FEATURES))
+    assert features == train_features()
+    assert features["qwen_delta"] == {"key": datasets.List(datasets.Value("string")),
+                                      "value": datasets.List(datasets.Value("float32"))}
+    rows = _rows()
+    rows[0]["images"] = [Image.new("RGB", (40, 30), (200, 30, 30))]  # a PIL image: `datasets` encodes it
+    rows[0]["qwen_delta"] = {"key": ["Bed.", "Potato.", "Bed."], "value": [0.5, -0.25, 0.125]}
+    rows[1]["llava_delta"] = {"key": [], "value": []}
+    write_train_shards(tmp_path / "authors", rows, num_shards=2, features=features)
+    shard = sorted((tmp_path / "authors" / "data").glob("*.parquet"))[0]
+    assert str(pq.read_schema(shard).field("qwen_delta").type) == (
+        "struct<key: list<element: string>, value: list<element: float>>")
+
+    out = tmp_path / "bench"
+    assert main(["import-official", "--train-parquet", str(tmp_path / "authors"), "--out", str(out)]) == 0
+    loaded = {r["sample_id"]: r for r in datasets.load_dataset(str(out), split="train")}
+    meta = json.loads(loaded["quickdraw-train-000000"]["meta"])
+    assert meta["qwen_delta"] == [{"key": "Bed.", "value": 0.5}, {"key": "Potato.", "value": -0.25},
+                                  {"key": "Bed.", "value": 0.125}]  # order and the repeated key kept
+    assert json.loads(loaded["quickdraw-train-000001"]["meta"])["llava_delta"] == []
+    assert loaded["quickdraw-train-000000"]["frames"][0].size == (40, 30)
+
+    examples = {e["sample_id"]: e for e in build_train_dataset(datasets.load_dataset(str(out), split="train"))}
+    reward = ProactivenessReward(proactive_reward=0.5)
+    example = examples["quickdraw-train-000000"]
+    completions = ["Bed.", "B", "Potato.", "A"]
+    assert reward(completions=completions, episode=[example["episode"]] * 4, state=[example["state"]] * 4) == [
+        1.0, 0.5, 0.0, 0.0]
+
+
+def test_a_list_of_key_value_structs_is_still_accepted(tmp_path):
+    features = train_features()
+    for name in ("qwen_delta", "llava_delta"):
+        features[name] = datasets.List({"key": datasets.Value("string"), "value": datasets.Value("float32")})
+    rows = _rows()
+    for row in rows:
+        for name in ("qwen_delta", "llava_delta"):
+            row[name] = [{"key": k, "value": v} for k, v in zip(row[name]["key"], row[name]["value"])]
+    write_train_shards(tmp_path / "authors", rows, num_shards=1, features=features)
+    import_train(tmp_path / "authors", tmp_path / "bench")
+    row = [r for r in datasets.load_dataset(str(tmp_path / "bench"), split="train") if r["source_id"] == 0][0]
+    assert json.loads(row["meta"])["llava_delta"] == [{"key": "Tooth.", "value": pytest.approx(-0.2)}]
+
+
+def test_a_delta_whose_keys_and_values_differ_in_length_names_the_row(tmp_path):
+    rows = _rows()
+    rows[2]["qwen_delta"] = {"key": ["Dog.", "Cat."], "value": [0.5]}
+    write_train_shards(tmp_path / "authors", rows, num_shards=1)
+    with pytest.raises(EntryError, match=r"train-00000-of-00001\.parquet:row 2: column 'qwen_delta' has 2 key\(s\) "
+                       r"but 1 value\(s\)"):
+        import_train(tmp_path / "authors", tmp_path / "bench")
+    report = import_train(tmp_path / "authors", tmp_path / "bench", on_error="skip")
+    assert report.counts == {"quickdraw": 3} and report.skipped[0]["where"] == "train-00000-of-00001.parquet:row 2"
+
+
+def test_a_delta_of_another_type_is_refused_naming_shard_and_column(tmp_path):
+    features = train_features()
+    features["qwen_delta"] = datasets.List(datasets.Value("string"))
+    rows = _rows()
+    for row in rows:
+        row["qwen_delta"] = ["x"]
+    write_train_shards(tmp_path / "authors", rows, num_shards=1, features=features)
+    with pytest.raises(EntryError, match=r"train-00000-of-00001\.parquet: column 'qwen_delta' is list<element: "
+                       r"string>, expected sequence of \{key, value\}"):
+        import_train(tmp_path / "authors", tmp_path / "bench")
 
 
 def test_sources_filter_and_a_prompt_without_the_template(tmp_path):

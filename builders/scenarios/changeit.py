@@ -62,8 +62,9 @@ class ChangeItScenario(Scenario):
 
     def oeg_string(self, entry: Entry) -> str:
         first = self.pruned(entry, entry.first_image, self.non_abstain(entry))
-        answers = [entry.options[i] for i in first]
-        # The reference appends Rewind to its live list on every call (protocol §10.10); added once here.
-        if REWIND not in answers:
-            answers.append(REWIND)
+        # The reference's first call appends Rewind to the state-0 correct options, which keep their own Rewind
+        # when rewinding is possible there: the judge then sees (and parses) Rewind twice, the second copy among
+        # the items past the threshold (protocol §4.6, §6.2). Later calls grow that list (§10.10); the judge
+        # prompt used the first, so that one is kept.
+        answers = [entry.options[i] for i in first] + [REWIND]
         return ",".join(strip_periods(x) for x in answers + [entry.answer]) + "."

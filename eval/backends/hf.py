@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .base import Backend, Request, register_backend
+from .base import Backend, Request, check_option_ranges, register_backend
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ class HFOptions:
     attn_implementation: str | None = None
     chat_template_kwargs: dict = field(default_factory=dict)  # e.g. {"enable_thinking": True} for a judge
     trust_remote_code: bool = False  # only when the user asks
+
+    def __post_init__(self):
+        check_option_ranges(self)
 
 
 def resolve_device(device: str) -> str:
