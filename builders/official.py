@@ -36,6 +36,9 @@ class DirFrameReader:
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()
 
+    def origin(self, path: str) -> str:
+        return str(self.root / path)
+
     def read(self, path: str, where: str) -> bytes:
         full = (self.root / path).resolve()
         if not full.is_relative_to(self.root):

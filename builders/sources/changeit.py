@@ -214,6 +214,10 @@ class VideoFrames:
         self.shared = self.seconds | set(shared)
         self.cache: dict[str, bytes] | None = None
 
+    def origin(self, path: str) -> str:
+        second = next((s for s in self.seconds if self.template.format(image=str(s)) == path), None)
+        return f"{self.video} (second {second})" if second is not None else str(self.video)
+
     def read(self, path: str, where: str) -> bytes:
         if self.cache is None:
             decoded = self._decode(where)

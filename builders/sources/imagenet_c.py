@@ -186,7 +186,7 @@ class ImageNetCSource(RawSource):
         if generated:
             frames = generate_levels((root / p["clean"]).read_bytes(), p["corruption"], where,
                                      seed=rng_for(config.seed, self.name, "corrupt", item.key).getrandbits(31))
-            reader = MemoryReader({template.format(level=level): data for level, data in frames.items()})
+            reader = MemoryReader({template.format(level=level): data for level, data in frames.items()}, where)
         else:
             missing = [level for level in LEVELS if not (root / template.format(level=level)).is_file()]
             if missing:

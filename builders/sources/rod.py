@@ -44,6 +44,7 @@ FIRST_STEP = 7  # the central, most occluded position
 REFERENCE_STEP = 0  # 7 moves away either way: the object in full view
 NAME = re.compile(r"^(?P<tag>.+)-(?P<cls>[A-Za-z][A-Za-z _]*)-s(?P<step>\d+)\.(?P<ext>jpe?g|png)$", re.I)
 ARCHIVES = "rod_*.tar.gz"
+MEMBERS = "members.json"  # in an extraction cache folder: where each image came from
 TOP_FOLDERS = ("Realistic-Occlusion-Dataset", "ROD", "rod")
 
 # Abbreviations seen in tags (`bluebl` = blue blocks); unknown tags fall back to a neutral phrase.
@@ -97,6 +98,7 @@ def extract_archives(archives: list[Path]) -> Path:
         return target
     scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
     scratch.mkdir(parents=True)
+    members: dict[str, str] = {}  # {file name: "<archive>:<member>"}, so errors name what the user has on disk
     try:
         for archive in archives:
             try:
@@ -106,8 +108,10 @@ def extract_archives(archives: list[Path]) -> Path:
                         if member.isfile() and NAME.match(name):
                             with tar.extractfile(member) as handle, open(scratch / name, "wb") as out:
                                 shutil.copyfileobj(handle, out)
+                            members[name] = f"{archive.resolve()}:{member.name}"
             except (tarfile.TarError, EOFError, OSError) as error:
                 raise EntryError(f"{archive}: unreadable archive: {error}") from None
+        (scratch / MEMBERS).write_text(json.dumps(members, sort_keys=True))
         scratch.rename(target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -196,7 +200,15 @@ class RODSource(RawSource):
             extra={"occluder": occluder, "tag": p["tag"]},
             where=where,
         )
-        return entry, FileReader(root)
+        return entry, FileReader(root, self._members(root))
+
+    @staticmethod
+    def _members(root: Path) -> dict[str, str]:
+        path = root / MEMBERS
+        try:
+            return json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            return {}  # only used to name files in messages
 
     def _occluder_names(self, root: Path) -> dict[str, str]:
         path = root / "occluders.json"
