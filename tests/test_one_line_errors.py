@@ -25,7 +25,7 @@ def _files(root):
 def test_a_missing_hf_folder_says_no_such_folder(imported_dir, tmp_path, capsys):
     code, line = _run(capsys, ["eval", "--dataset", str(imported_dir), "--model", "hf:./no-such-model",
                                "--results", str(tmp_path / "r.duckdb"), "--no-progress"])
-    assert code == 2 and line == "error: no such model folder: ./no-such-model"
+    assert code == 2 and line == "error: cannot load model './no-such-model': no such model folder"
     assert not (tmp_path / "r.duckdb").exists()
 
 

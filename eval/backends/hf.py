@@ -87,7 +87,7 @@ def check_local_or_repo(target: str) -> None:
     try:
         validate_repo_id(target)
     except HFValidationError:
-        raise ValueError(f"no such model folder: {target}") from None
+        raise ValueError(f"cannot load model {target!r}: no such model folder") from None
 
 
 def _has_processor_files(folder: str) -> bool:
