@@ -219,8 +219,13 @@ class StagedOutput:
         self.root: Path | None = None
         self.output: OutputFolder | None = None
         self.splits: dict[str, set[str]] = {}
+        self.created: list[Path] = []  # folders this job made, innermost first: a failed job removes them again
 
     def __enter__(self) -> "StagedOutput":
+        folder = self.target.absolute()
+        while not folder.exists():
+            self.created.append(folder)
+            folder = folder.parent
         self.output = OutputFolder.claim(self.target, self.flag, self.inputs, inside_ok=True)
         if self.render_card:  # refused before any work, not after
             self.output.check_replaceable([self.target / "README.md"])
@@ -255,6 +260,11 @@ class StagedOutput:
             shutil.rmtree(self.root, ignore_errors=True)
             if kind is not None:
                 self.output.undo_claim()
+                for folder in self.created:  # no new empty folder left behind where there was none
+                    try:
+                        folder.rmdir()
+                    except OSError:  # not empty (something else wrote there) or already gone
+                        break
 
 
 # --- the card's configs -------------------------------------------------------------------------------------
