@@ -261,6 +261,8 @@ class StagedOutput:
             if kind is not None:
                 self.output.undo_claim()
                 for folder in self.created:  # no new empty folder left behind where there was none
+                    if not folder.exists():  # undo_claim removed it already
+                        continue
                     try:
                         folder.rmdir()
                     except OSError:  # not empty (something else wrote there) or already gone
