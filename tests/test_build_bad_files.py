@@ -129,3 +129,19 @@ def test_a_category_file_without_an_eligible_drawing_is_a_recorded_drop(raw, tmp
     report = build("quickdraw", folder, tmp_path / "out")  # default --on-error fail: a rule, not an error
     assert [d.key for d in report.dropped] == [victim.name]
     assert str(victim) in report.dropped[0].reason and "no eligible drawing" in report.dropped[0].reason
+
+
+@pytest.mark.parametrize("out_name", ["out", "new/nested/out"])
+def test_a_failed_build_leaves_no_new_output_folder(out_name, raw, tmp_path, capsys):
+    folder = raw("coco")
+    image = _first_coco_image(folder)
+    image.write_bytes(image.read_bytes()[:300])  # truncated: the build fails on it
+    before = sorted(p.name for p in tmp_path.iterdir())
+    refused("coco", folder, tmp_path / out_name, capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # neither `out` nor `new/` was left behind
+    # A folder that was there before stays, with what it held.
+    existing = tmp_path / "kept"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    refused("coco", folder, existing, capsys)
+    assert sorted(p.name for p in existing.iterdir()) == ["notes.txt"]
