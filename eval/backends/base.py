@@ -79,6 +79,11 @@ class Backend(ABC):
         return {"spec": self.spec, "kind": self.kind}
 
     @property
+    def where(self) -> str:
+        """What a fatal error names: the spec, and for a server its URL."""
+        return self.spec
+
+    @property
     def model_name(self) -> str:
         return self.spec.split(":", 1)[1] if ":" in self.spec else self.spec
 
@@ -89,7 +94,7 @@ class Backend(ABC):
         try:
             texts = self._generate(requests)
         except self.fatal_errors as error:
-            raise BackendUnavailable(f"{self.spec}: {_describe(error)}") from error
+            raise BackendUnavailable(f"{self.where}: {_describe(error)}") from error
         except Exception as error:  # noqa: BLE001 - isolate the failing request below
             if len(requests) == 1:
                 log.debug("backend call failed", exc_info=True)

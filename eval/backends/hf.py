@@ -76,6 +76,20 @@ def split_target(target: str) -> tuple[str, str | None]:
     return target, None
 
 
+def check_local_or_repo(target: str) -> None:
+    """A target that cannot be a Hub repo id (`./x`, `/x`, `a/b/c`) is a folder: say it is missing, not that the
+    repo id is malformed."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if Path(target).expanduser().exists():
+        return
+    try:
+        validate_repo_id(target)
+    except HFValidationError:
+        raise ValueError(f"cannot load model {target!r}: no such model folder") from None
+
+
 def _has_processor_files(folder: str) -> bool:
     names = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json", "tokenizer.json")
     return Path(folder).is_dir() and any((Path(folder) / n).is_file() for n in names)
@@ -100,6 +114,7 @@ class HFBackend(Backend):
         self.device = resolve_device(opts.device)
         self.dtype = resolve_dtype(opts.dtype, self.device)
         remote = {"trust_remote_code": opts.trust_remote_code}
+        check_local_or_repo(self.base)
         try:
             config = AutoConfig.from_pretrained(self.base, **remote)
         except OSError as error:  # not a local folder, not on the Hub (or offline)

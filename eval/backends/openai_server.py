@@ -99,6 +99,10 @@ class OpenAIBackend(Backend):
         self.pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency))
 
     @property
+    def where(self) -> str:  # "Connection error." alone names no server
+        return f"{self.spec} at {self.base_url}"
+
+    @property
     def model_name(self) -> str:
         return self.model
 
@@ -160,7 +164,7 @@ class OpenAIBackend(Backend):
             response = await client.chat.completions.create(model=self.model, messages=messages, **self._kwargs())
             text = response.choices[0].message.content or ""
         except self.fatal_errors as error:
-            raise BackendUnavailable(f"{self.spec}: {_describe(error)}") from error
+            raise BackendUnavailable(f"{self.where}: {_describe(error)}") from error
         except Exception as error:  # noqa: BLE001 - this request's failure, recorded as an error turn
             return Generation("", error=_describe(error), latency_s=time.perf_counter() - start)
         return Generation(text, latency_s=time.perf_counter() - start)
