@@ -40,12 +40,20 @@ class DirFrameReader:
         return str(self.root / path)
 
     def read(self, path: str, where: str) -> bytes:
-        full = (self.root / path).resolve()
+        try:
+            full = (self.root / path).resolve()
+        except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a symlink loop
+            raise EntryError(f"{where}: image file {self.root / path} is a link that loops") from None
         if not full.is_relative_to(self.root):
             raise EntryError(f"{where}: image path {path!r} escapes the data folder {self.root}")
+        if full.is_dir():
+            raise EntryError(f"{where}: image file {full} is a folder")
         if not full.is_file():
             raise EntryError(f"{where}: missing image file {full}")
-        return full.read_bytes()
+        try:
+            return full.read_bytes()
+        except OSError as error:
+            raise EntryError(f"{where}: cannot read image file {full}: {error.strerror}") from None
 
 
 def read_jsonl(path: Path) -> Iterator[Entry]:

@@ -210,8 +210,13 @@ class StagedOutput:
     def __init__(self, target: Path | str):
         self.target = Path(target)
         self.root: Path | None = None
+        self.created: list[Path] = []  # folders this job made, innermost first: a failed job removes them again
 
     def __enter__(self) -> "StagedOutput":
+        folder = self.target.absolute()
+        while not folder.exists():
+            self.created.append(folder)
+            folder = folder.parent
         self.target.mkdir(parents=True, exist_ok=True)
         self.root = self.target / f".staging-{uuid.uuid4().hex[:8]}"
         self.root.mkdir()
@@ -229,6 +234,12 @@ class StagedOutput:
                 write_card(self.target)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            if kind is not None:
+                for folder in self.created:  # no new empty folder left behind where there was none
+                    try:
+                        folder.rmdir()
+                    except OSError:  # not empty (something else wrote there) or already gone
+                        break
 
 
 # --- the card's configs -------------------------------------------------------------------------------------

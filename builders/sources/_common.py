@@ -101,6 +101,16 @@ class MemoryReader:
             raise EntryError(f"{where}: no generated frame {path!r}") from None
 
 
+def read_text(path: Path) -> str:
+    """A small text file the user provides (CSV, JSON), decoded as UTF-8; a failure names the file."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise EntryError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8") from None
+    except OSError as error:
+        raise EntryError(f"{path}: cannot read: {error.strerror}") from None
+
+
 def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 

@@ -30,6 +30,7 @@ import contextlib
 import io
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -212,7 +213,8 @@ class COCOSource(RawSource):
         folder = SPLIT_FOLDERS[config.split]
         path = root / "annotations" / f"instances_{folder}.json"
         if not path.is_file():
-            raise EntryError(f"{path}: missing; the {config.split} split is built from {folder}")
+            what = "not a readable file (a folder, or a link that loops)" if os.path.lexists(path) else "missing"
+            raise EntryError(f"{path}: {what}; the {config.split} split is built from {folder}")
         coco = load_coco(path)
         categories = {c["id"]: c for c in coco.loadCats(coco.getCatIds())}
         if len(categories) < 4:

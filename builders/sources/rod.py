@@ -31,7 +31,7 @@ from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..runner import rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.rod import MISSING_FRAME
-from ._common import FileReader, choose_categories, draw_object, encode, scene, sentence
+from ._common import FileReader, choose_categories, draw_object, encode, read_text, scene, sentence
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +215,7 @@ class RODSource(RawSource):
         if not path.is_file():
             return {}
         try:
-            names = json.loads(path.read_text())
+            names = json.loads(read_text(path))
         except json.JSONDecodeError as error:
             raise EntryError(f"{path}: malformed JSON: {error.msg}") from None
         if not isinstance(names, dict):
