@@ -59,9 +59,9 @@ def plain_loop(dataset: Path, backend) -> tuple[float, list]:
     from proactivebench.sources import SOURCE_NAMES
     from proactivebench.store import iter_rows
 
+    start = time.perf_counter()  # reading the data counts on both sides, as it does in the runner
     rows = sorted(iter_rows(dataset, split="test"), key=lambda r: (SOURCE_NAMES.index(r["source"]), r["sample_id"]))
     verdicts = []
-    start = time.perf_counter()
     for row in rows:
         episode = Episode(row)
         while not episode.done:

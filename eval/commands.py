@@ -42,6 +42,7 @@ def _backend_options(args) -> dict:
 
 def _eval(args) -> int:
     from .results import export_parquet
+    from .ranks import Ranks
     from .runner import EvalConfig, parse_shard, run_eval
 
     config = EvalConfig(
@@ -53,6 +54,10 @@ def _eval(args) -> int:
         shot_size=args.shot_size,
     )
     summary = run_eval(config, args.results, progress=not args.no_progress)
+    ranks = Ranks.from_env()
+    if not ranks.main:  # under torchrun: rank 0 reports the merged run
+        print(f"rank {ranks.rank}: {summary.new_episodes} episodes evaluated, merged into {args.results} by rank 0")
+        return 0
     for source, (count, acc, psr) in summary.per_source.items():
         scores = f"acc {acc:.1f}% - ps rate {psr:.1f}" if acc is not None else "generated (run `judge`)"
         print(f"{source}: {count} episodes, {scores}")

@@ -37,3 +37,9 @@ def test_each_backends_option_set_checks_its_ranges(options):
 def test_load_backend_refuses_a_bad_value_even_for_an_option_the_kind_ignores():
     with pytest.raises(ValueError, match="--timeout 0: must be more than 0 seconds"):
         load_backend("baseline:oracle", timeout=0)
+
+
+def test_an_option_no_backend_knows_is_an_error_not_dropped():
+    with pytest.raises(ValueError, match="unknown backend option.*base_ulr"):
+        load_backend("baseline:oracle", base_ulr="http://127.0.0.1:1/v1")
+    assert load_backend("baseline:oracle", max_new_tokens=5).spec == "baseline:oracle"  # another kind's option

@@ -175,6 +175,10 @@ def load_backend(spec: str, **options) -> Backend:
     factory = check_spec(spec)
     kind, target = parse_spec(spec)
     check_option_ranges(SimpleNamespace(**options))  # also options a kind ignores: a bad value is never silent
+    known = {name for f in BACKENDS.values() for name in getattr(f, "OPTIONS", ())}
+    unknown = sorted(k for k in options if k not in known)
+    if unknown:  # a typo (e.g. in a roster file's options) is an error, not an option silently dropped
+        raise ValueError(f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     accepted = getattr(factory, "OPTIONS", None)
     if accepted is not None:
         # One option set serves every kind (the CLI, curation and GRPO pass the same dict): drop what a kind
