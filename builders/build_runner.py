@@ -21,7 +21,8 @@ from typing import Iterator
 from tqdm.auto import tqdm
 
 from proactivebench.schema import SPLITS
-from proactivebench.store import StagedOutput, atomic_write_json
+from proactivebench.safe_files import OutputFolder
+from proactivebench.store import StagedOutput
 
 from .raw import RAW_SOURCES, BuildConfig, RawSource, WorkItem
 from .scenarios import EntryError, entry_to_episode, scenario_for
@@ -151,6 +152,8 @@ def build_source(
         raise FileNotFoundError(f"{raw_dir}: no such folder (--raw-dir)")
     source = get_raw_source(source_name)
     root = source.locate(raw_dir)
+    inputs = {"--raw-dir": raw_dir}
+    OutputFolder.check(out_dir, "--out", inputs, inside_ok=True)  # before any work: a folder of the user's is refused at once
     config = BuildConfig(split=split, seed=seed, limit=limit)
     # Items are small (keys and paths); listing them first gives the bar a total. Images stream below.
     items = list(islice(source.items(root, config), limit))
@@ -182,7 +185,7 @@ def build_source(
             yield row
 
     try:
-        with StagedOutput(out_dir) as staged:
+        with StagedOutput(out_dir, inputs=inputs) as staged:
             staged.write_split(source_name, split, rows())
     finally:
         bar.close()
@@ -201,5 +204,4 @@ def merge_report(out_dir: Path, report: BuildReport) -> Path:
         except json.JSONDecodeError:
             log.warning("%s: unreadable, replaced", path)
     merged.setdefault(report.source, {})[report.split] = report.to_json()
-    atomic_write_json(path, merged)
-    return path
+    return OutputFolder(out_dir).write_json(REPORT_NAME, merged)

@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_import_official(args: argparse.Namespace) -> int:
     if args.data_dir is None and args.train_parquet is None:
         raise ValueError("give --data-dir (the test release), --train-parquet (the train shards) or both")
+    from proactivebench.safe_files import OutputFolder
+
+    OutputFolder.check(args.out, "--out", {"--data-dir": args.data_dir, "--train-parquet": args.train_parquet}, inside_ok=True)
     if args.train_parquet is not None:
         from .official_train import REPORT_NAME, import_train, report_lines
 

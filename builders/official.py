@@ -16,7 +16,8 @@ from typing import Iterator
 from tqdm.auto import tqdm
 
 from proactivebench.sources import BY_OFFICIAL_NAME, SOURCES
-from proactivebench.store import StagedOutput, atomic_write_json
+from proactivebench.safe_files import OutputFolder
+from proactivebench.store import StagedOutput
 
 from .scenarios import Entry, EntryError, entry_to_episode, scenario_for
 
@@ -36,13 +37,24 @@ class DirFrameReader:
     def __init__(self, root: Path | str):
         self.root = Path(root).resolve()
 
+    def origin(self, path: str) -> str:
+        return str(self.root / path)
+
     def read(self, path: str, where: str) -> bytes:
-        full = (self.root / path).resolve()
+        try:
+            full = (self.root / path).resolve()
+        except (RuntimeError, OSError):  # Python 3.11 raises RuntimeError on a symlink loop
+            raise EntryError(f"{where}: image file {self.root / path} is a link that loops") from None
         if not full.is_relative_to(self.root):
             raise EntryError(f"{where}: image path {path!r} escapes the data folder {self.root}")
+        if full.is_dir():
+            raise EntryError(f"{where}: image file {full} is a folder")
         if not full.is_file():
             raise EntryError(f"{where}: missing image file {full}")
-        return full.read_bytes()
+        try:
+            return full.read_bytes()
+        except OSError as error:
+            raise EntryError(f"{where}: cannot read image file {full}: {error.strerror}") from None
 
 
 def read_jsonl(path: Path) -> Iterator[Entry]:
@@ -91,6 +103,8 @@ def _is_weak_vsod(entry: Entry) -> bool:
 
 def import_official(data_dir: Path | str, out_dir: Path | str, sources: list[str] | None = None) -> ImportReport:
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    inputs = {"--data-dir": data_dir}
+    OutputFolder.check(out_dir, "--out", inputs, inside_ok=True)
     files = find_release_files(data_dir)
     if sources:
         unknown = sorted(set(sources) - set(SOURCES))
@@ -100,7 +114,7 @@ def import_official(data_dir: Path | str, out_dir: Path | str, sources: list[str
     reader = DirFrameReader(data_dir)
     kept_ids = official_filter_ids()
     report = ImportReport()
-    with StagedOutput(out_dir) as staged:
+    with StagedOutput(out_dir, inputs=inputs) as staged:
         for source, path in files.items():
             scenario = scenario_for(source)
             entries = list(read_jsonl(path))  # parse the whole file first: a bad line fails before any image work
@@ -127,5 +141,5 @@ def import_official(data_dir: Path | str, out_dir: Path | str, sources: list[str
                     result = staged.write_split(source, split, episodes())
                     report.counts[source][split] = result.rows
     # The report lands beside the data only with a successful import.
-    atomic_write_json(out_dir / "import_report.json", report.to_json())
+    OutputFolder(out_dir).write_json("import_report.json", report.to_json())
     return report

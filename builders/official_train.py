@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 from proactivebench.actions import ACTIONS, is_abstain, parse_action
 from proactivebench.schema import NUM_CATEGORIES, EpisodeRecord, Frame, Move, State
 from proactivebench.sources import get_source
-from proactivebench.store import StagedOutput, atomic_write_json
+from proactivebench.safe_files import OutputFolder
+from proactivebench.store import StagedOutput
 
 from .scenarios import EntryError, scenario_for
 from .scenarios.base import check_decodes
@@ -332,6 +333,8 @@ def import_train(
         raise ValueError(f"on_error must be one of {', '.join(ON_ERROR)}, got {on_error!r}")
     for source in sources or []:
         get_source(source)
+    inputs = {"--train-parquet": parquet_dir}
+    OutputFolder.check(out_dir, "--out", inputs, inside_ok=True)
     shards = find_train_shards(parquet_dir)
     present = {path: check_columns(path) for path in shards}  # every shard's columns before any conversion
     report = TrainImportReport(shards=[str(p) for p in shards])
@@ -371,7 +374,7 @@ def import_train(
             global_index[(path, number)] = index
             index += 1
     with tqdm(total=sum(len(v) for v in plan.values()), desc="import train", unit="ep") as bar, StagedOutput(
-        out_dir
+        out_dir, inputs=inputs
     ) as staged:
         for source, wanted in plan.items():
             chosen = set(wanted)
@@ -398,7 +401,7 @@ def import_train(
             report.counts[source] = result.rows
         if not any(report.counts.values()):
             raise EntryError(f"{parquet_dir}: no row could be imported")
-    atomic_write_json(Path(out_dir) / REPORT_NAME, report.to_json())
+    OutputFolder(out_dir).write_json(REPORT_NAME, report.to_json())
     return report
 
 

@@ -2,7 +2,7 @@
 
 The FiftyOne dataset is persistent and keyed by `frame_key` = "<sample_id>/<frame_idx>", so a rebuild from the
 same inputs updates it in place (merge on that key) instead of adding copies. Frames are written once to an image
-cache (`<cache>/<sample_id>/<frame_idx>.<ext>`, the stored bytes as they are) because the App serves files.
+cache (`<cache>/<safe name of the sample_id>/<frame_idx>.<ext>`, the stored bytes as they are) because the App serves files.
 
 With a results file (design §5), every run adds fields named after it (`<run>_turns`, `<run>_correct`,
 `<run>_stop_reason`, `<run>_num_turns`): a frame the model was shown carries one Classification per turn spent on
@@ -18,7 +18,6 @@ import logging
 import os
 import re
 import subprocess
-import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Iterable, Mapping
 from tqdm.auto import tqdm
 
 from proactivebench import store
+from proactivebench.safe_files import atomic_write_bytes, safe_name
 from proactivebench.schema import SPLITS
 
 log = logging.getLogger(__name__)
@@ -129,12 +129,11 @@ def cache_frame(cache_dir: Path, sample_id: str, index: int, data: bytes) -> Cac
     with Image.open(io.BytesIO(data)) as image:
         width, height, kind = image.width, image.height, image.format or "PNG"
     extension = _EXTENSIONS.get(kind, f".{kind.lower()}")
-    path = Path(cache_dir) / sample_id / f"{index}{extension}"
+    # The folder derives from the id (`safe_name`): an id holding `../` or an absolute path stays in the cache.
+    path = Path(cache_dir) / safe_name(sample_id) / f"{int(index)}{extension}"
     if not (path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data):
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
+        atomic_write_bytes(path, data)
     return CachedFrame(path, width, height, len(data), Image.MIME.get(kind, "application/octet-stream"))
 
 

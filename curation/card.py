@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 
 from proactivebench.schema import FEATURES
 from proactivebench.sources import SOURCE_NAMES, SOURCES
-from proactivebench.store import atomic_write_text, card_configs, layout
+from proactivebench.safe_files import OutputFolder
+from proactivebench.store import card_configs, layout
 
 TEMPLATE_NAME = "dataset_card.md"
 PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)\s*\}\}")
@@ -198,9 +199,10 @@ def render_card(root: Path | str, template: Path | str | None = None, repo_id: s
 
 
 def write_rendered_card(root: Path | str, template: Path | str | None = None, repo_id: str | None = None) -> Path:
-    path = Path(root) / "README.md"
-    atomic_write_text(path, render_card(root, template, repo_id))
-    return path
+    # A card this tool did not write (e.g. a folder downloaded from the Hub) is never replaced.
+    return OutputFolder(root, "--dataset").write_text(
+        "README.md", render_card(root, template, repo_id), fix="pass --keep-card to publish it as it is, or move it away"
+    )
 
 
 def card_split_counts(root: Path | str) -> dict[str, dict[str, int]]:
@@ -214,7 +216,7 @@ def card_split_counts(root: Path | str) -> dict[str, dict[str, int]]:
     try:
         data = DatasetCard.load(path).data
     except Exception as error:  # a broken YAML header surfaces as several error types
-        raise CardError(f"{path}: unreadable card metadata ({error})") from None
+        raise CardError(f"{path}: unreadable card metadata ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None
     infos = DatasetInfosDict.from_dataset_card_data(data)
     return {
         config: {name: split.num_examples for name, split in (info.splits or {}).items()}
@@ -225,4 +227,8 @@ def card_split_counts(root: Path | str) -> dict[str, dict[str, int]]:
 def card_configs_of(root: Path | str) -> list[dict]:
     from huggingface_hub import DatasetCard
 
-    return list(DatasetCard.load(Path(root) / "README.md").data.to_dict().get("configs") or [])
+    path = Path(root) / "README.md"
+    try:
+        return list(DatasetCard.load(path).data.to_dict().get("configs") or [])
+    except Exception as error:  # a broken YAML header surfaces as several error types
+        raise CardError(f"{path}: unreadable card metadata ({str(error).splitlines()[0] if str(error) else type(error).__name__})") from None

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
 from proactivebench.integrity import DatasetError, check_shard_sets
+from proactivebench.safe_files import SAFE_ID_RULE, is_safe_id
 from proactivebench.schema import FEATURES
 from proactivebench.store import SHARD_NAME, card_configs, layout
 
@@ -103,6 +104,8 @@ def check_shard(source: str, split: str, path: Path, decode: bool = True) -> Sha
             raise PublishError(f"{where}: row group {group} does not read ({type(error).__name__}: {error})") from None
         for row in table.to_pylist():
             sample = row["sample_id"]
+            if not is_safe_id(sample):  # ids become file names downstream (caches, part files)
+                raise PublishError(f"{where}: sample {sample!r}: field 'sample_id': only {SAFE_ID_RULE}")
             if row["source"] != source:
                 raise PublishError(f"{where}: sample {sample!r} has source {row['source']!r} in folder data/{source}")
             for index, frame in enumerate(row.get("frames") or []):

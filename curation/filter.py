@@ -7,8 +7,6 @@ as it is. The rows are streamed into a new hub folder with `first_turn_solve_rat
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +15,8 @@ from tqdm.auto import tqdm
 
 from proactivebench.integrity import verify_folder
 from proactivebench.sources import SOURCE_NAMES
-from proactivebench.store import atomic_write_json, count_rows, iter_rows, layout, write_card, write_split
+from proactivebench.safe_files import OutputFolder, check_no_overlap, replace_dir, staged_dir
+from proactivebench.store import count_rows, iter_rows, layout, write_card, write_split
 
 from .predictions import PREDICTION_COLUMNS
 
@@ -203,50 +202,52 @@ def filter_dataset(
 ) -> FilterReport:
     """Write `out`: `test` = rate < threshold, `excluded` = rate >= threshold, `train` copied; plus the report."""
     dataset, out = Path(dataset), Path(out)
-    if out.resolve() == dataset.resolve() or out.resolve().is_relative_to(dataset.resolve()):
-        raise FilterError(f"--out {out} must be a new folder outside the dataset {dataset}")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FilterError(f"{out} exists and is not empty (pass --overwrite to replace it)")
+    check_no_overlap(out, "--out", {"--dataset": dataset, "--predictions": predictions})
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise FilterError(f"{out} exists and is not empty (pass --overwrite to replace it)")
+        # --overwrite replaces a folder this tool wrote, never files of the user's
+        foreign = OutputFolder.check(out, "--out").foreign_files()
+        if foreign:
+            raise FilterError(
+                f"{foreign[0]}: not written by proactivebench; --overwrite would delete it: move it away or pass another --out"
+            )
     verify_folder(dataset)  # before any work: every split is read (train is copied)
     report = solve_rates(dataset, predictions, threshold)
-    rate = report.solve_rate
-    threshold_split = {sid: ("excluded" if r >= threshold else "test") for sid, r in rate.items()}
+    threshold_split = {sid: ("excluded" if r >= threshold else "test") for sid, r in report.solve_rate.items()}
 
     # Built beside `out` and swapped in whole: a failure leaves `out` as it was.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.filter-{uuid.uuid4().hex[:8]}"
     bar = tqdm(total=2 * sum(report.before.values()), desc="filter", unit="row")
-    try:
-        for source in report.before:
-
-            def pooled(source=source):
-                for split in POOL_SPLITS:
-                    for row in iter_rows(dataset, [source], split=split):
-                        bar.update(1)
-                        yield row
-
-            for split in POOL_SPLITS:
-                chosen = (
-                    {**row, "first_turn_solve_rate": rate[row["sample_id"]]}
-                    for row in pooled()
-                    if threshold_split[row["sample_id"]] == split
-                )
-                write_split(staging, source, split, chosen, render_card=False)
-        for source, splits in layout(dataset).items():
-            if "train" in splits:  # GRPO data is not part of the filter: copied as it is
-                write_split(staging, source, "train", iter_rows(dataset, [source], split="train"), render_card=False)
-        write_card(staging)
-        atomic_write_json(staging / REPORT_NAME, report.to_json())
-        _replace_dir(staging, out)
-    finally:
-        bar.close()
-        shutil.rmtree(staging, ignore_errors=True)
+    with staged_dir(out.parent, f"filter-{out.name}") as scratch:
+        staging = scratch / "out"
+        try:
+            _write_filtered(dataset, staging, report, threshold_split, bar)
+        finally:
+            bar.close()
+        replace_dir(staging, out)
     return report
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+def _write_filtered(dataset: Path, staging: Path, report: FilterReport, threshold_split: dict, bar) -> None:
+    """The new folder: pool rows with their solve rate, in the split the threshold gives; train copied."""
+    rate = report.solve_rate
+    for source in report.before:
+
+        def pooled(source=source):
+            for split in POOL_SPLITS:
+                for row in iter_rows(dataset, [source], split=split):
+                    bar.update(1)
+                    yield row
+
+        for split in POOL_SPLITS:
+            chosen = (
+                {**row, "first_turn_solve_rate": rate[row["sample_id"]]}
+                for row in pooled()
+                if threshold_split[row["sample_id"]] == split
+            )
+            write_split(staging, source, split, chosen, render_card=False)
+    for source, splits in layout(dataset).items():
+        if "train" in splits:  # GRPO data is not part of the filter: copied as it is
+            write_split(staging, source, "train", iter_rows(dataset, [source], split="train"), render_card=False)
+    write_card(staging)
+    OutputFolder(staging).write_json(REPORT_NAME, report.to_json())

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from proactivebench.eval.ranks import Ranks
 from proactivebench.eval.scheduler import CommitPolicy, drive
 from proactivebench.integrity import verify_folder
+from proactivebench.safe_files import atomic_file
 from proactivebench.store import count_rows, iter_rows, layout
 
 from .predictions import PREDICTION_SCHEMA, model_slug
@@ -107,9 +108,8 @@ def _done_ids(paths: list[Path]) -> set[str]:
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    pq.write_table(table, temporary, compression="zstd")
-    os.replace(temporary, path)
+    with atomic_file(path) as temporary:
+        pq.write_table(table, temporary, compression="zstd")
 
 
 def _pending(dataset: Path, done: set[str], limit: int | None, ranks: Ranks = Ranks()) -> Iterator[dict]:

@@ -22,7 +22,9 @@ def _backend_arguments(parser: argparse.ArgumentParser, max_new_tokens_help: str
     group.add_argument("--device", help="hf: auto (default), cpu, cuda, cuda:N, mps")
     group.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="hf: default auto")
     group.add_argument("--base-url", help="openai: server URL, e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)")
-    group.add_argument("--concurrency", type=int, help="openai: requests in flight (default 8)")
+    group.add_argument("--concurrency", type=int,
+                       help="openai: requests in flight, each episode advancing on its own answer (default 64 for a "
+                       "local server, 8 for api.openai.com)")
     group.add_argument("--timeout", type=float, help="openai: seconds per request (default 120)")
     group.add_argument("--max-retries", type=int, help="openai: retries on 429/5xx/connection errors (default 5)")
 
@@ -40,6 +42,7 @@ def _backend_options(args) -> dict:
 
 def _eval(args) -> int:
     from .results import export_parquet
+    from .ranks import Ranks
     from .runner import EvalConfig, parse_shard, run_eval
 
     config = EvalConfig(
@@ -51,6 +54,10 @@ def _eval(args) -> int:
         shot_size=args.shot_size,
     )
     summary = run_eval(config, args.results, progress=not args.no_progress)
+    ranks = Ranks.from_env()
+    if not ranks.main:  # under torchrun: rank 0 reports the merged run
+        print(f"rank {ranks.rank}: {summary.new_episodes} episodes evaluated, merged into {args.results} by rank 0")
+        return 0
     for source, (count, acc, psr) in summary.per_source.items():
         scores = f"acc {acc:.1f}% - ps rate {psr:.1f}" if acc is not None else "generated (run `judge`)"
         print(f"{source}: {count} episodes, {scores}")
@@ -103,7 +110,9 @@ def register(subparsers) -> None:
                         "oeg (open-ended, first state; judge afterwards)")
     parser.add_argument("--hint", action="store_true",
                         help="mcqa/reference: add the scenario hint; oeg: add the generic help hint")
-    parser.add_argument("--batch-size", type=int, help="live episodes per backend call (default: the backend's)")
+    parser.add_argument("--batch-size", type=int,
+                        help="in-process backends (hf:, baseline:): live episodes per generate call (default: the "
+                        "backend's); servers use --concurrency")
     parser.add_argument("--results", default="results.duckdb", help="DuckDB results file (default results.duckdb)")
     parser.add_argument("--sources", nargs="+", choices=SOURCE_NAMES, metavar="SOURCE",
                         help=f"evaluate only these sources ({', '.join(SOURCE_NAMES)})")

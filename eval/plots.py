@@ -8,11 +8,10 @@ global backend or a display. Each plot reads its view from a connection on which
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
+from proactivebench.safe_files import atomic_file
 from proactivebench.sources import SOURCE_NAMES
 
 from .analytics import ANSWER_KINDS, source_label
@@ -147,13 +146,7 @@ def write_plots(con, out_dir: str | Path) -> list[Path]:
             log.info("plot %s: no rows, skipped", name)
             continue
         target = out_dir / f"{name}.png"
-        handle, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".png", dir=out_dir)
-        os.close(handle)
-        try:
-            fig.savefig(temp, format="png")
-            os.replace(temp, target)
-        finally:
-            if os.path.exists(temp):
-                os.unlink(temp)
+        with atomic_file(target) as temporary:
+            fig.savefig(temporary, format="png")
         written.append(target)
     return written

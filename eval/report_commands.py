@@ -62,6 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from .results import damaged_file_errors
+
+    with damaged_file_errors(args.results):
+        return _report(args)
+
+
+def _report(args: argparse.Namespace) -> int:
     from .analytics import open_results, save_views
 
     if args.save_views:

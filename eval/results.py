@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from proactivebench.safe_files import atomic_file
 
 from proactivebench.engine import STOP_ERROR
 
@@ -30,6 +33,18 @@ CREATE TABLE IF NOT EXISTS judgments (
     category_prediction INTEGER, aggregate INTEGER
 );
 """
+
+
+@contextmanager
+def damaged_file_errors(path: str | Path):
+    """A truncated or corrupt results file fails when DuckDB reaches the damaged block, at any query: one line
+    naming the file instead of DuckDB's traceback."""
+    import duckdb
+
+    try:
+        yield
+    except (duckdb.IOException, duckdb.SerializationException, duckdb.InternalException, duckdb.FatalException) as error:
+        raise ValueError(f"{path}: damaged or truncated results file ({str(error).splitlines()[0]})") from None
 
 
 def open_read_only(path: str | Path):
@@ -128,12 +143,17 @@ class ResultsWriter:
         self.path, self.run = Path(path), run
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.connection = connect(self.path)
+            with damaged_file_errors(self.path):
+                self.connection = connect(self.path)
         except duckdb.IOException as error:  # another process holds the file
             raise ValueError(f"cannot open results file {self.path}: {str(error).splitlines()[0]}") from None
 
     def start(self) -> set[str]:
         """Create or reopen the run; returns the sample ids already complete (to skip)."""
+        with damaged_file_errors(self.path):
+            return self._start()
+
+    def _start(self) -> set[str]:
         con, run = self.connection, self.run
         con.execute("BEGIN")
         exists = con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run.run_id]).fetchone()
@@ -218,9 +238,9 @@ def export_parquet(path: str | Path, out_dir: str | Path) -> list[Path]:
     try:
         for table in ("runs", "turns", "episodes", "judgments"):
             target = out / f"{table}.parquet"
-            temporary = out / f".{table}.parquet.tmp"
-            connection.execute(f"COPY (SELECT * FROM {table}) TO '{temporary}' (FORMAT parquet)")
-            os.replace(temporary, target)
+            with atomic_file(target) as temporary:
+                quoted = str(temporary).replace("'", "''")
+                connection.execute(f"COPY (SELECT * FROM {table}) TO '{quoted}' (FORMAT parquet)")
             files.append(target)
     finally:
         connection.close()

@@ -21,6 +21,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from tqdm.auto import tqdm
@@ -166,9 +167,10 @@ class EvalConfig:
     def validate(self) -> "EvalConfig":
         if self.mode not in MODES:
             raise ValueError(f"unknown mode {self.mode!r}; expected one of {', '.join(MODES)}")
-        from .backends.base import check_spec
+        from .backends.base import check_option_ranges, check_spec
 
         check_spec(self.model)  # before any dataset loading
+        check_option_ranges(SimpleNamespace(**self.backend_options))
         if self.ablation and self.mode == "oeg":
             raise ValueError("--ablation applies to the multiple-choice modes, not oeg")
         get_ablation(self.ablation)

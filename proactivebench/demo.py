@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from .safe_files import MANIFEST_NAME, OutputError, OutputFolder
 from .sources import SOURCE_NAMES
 
 BASELINES = ("random", "oracle", "oracle-proactive", "always-proactive", "always-abstain")
@@ -107,21 +108,31 @@ def plan(out: Path, seed: int) -> list[Step]:
 def run_demo(out: Path, seed: int = 0, fresh: bool = True) -> int:
     from .cli import main as cli_main
 
+    output = OutputFolder.check(out, "--out")  # a folder of the user's is refused, never emptied
     if fresh and out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+        foreign = output.foreign_files()
+        if foreign:
+            raise OutputError(f"{foreign[0]}: not written by the demo, and a fresh demo empties {out}: move it away or pass another --out")
+        for entry in out.iterdir():
+            if entry.name != MANIFEST_NAME:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        output.record(removed=[p for p in (out / name for name in output.owned())])
+    output = OutputFolder.claim(out, "--out")
     steps = plan(out, seed)
     started = time.perf_counter()
     for number, step in enumerate(steps, start=1):
         print(f"\n[{number}/{len(steps)}] {step.title}", flush=True)
-        if step.argv is not None:
-            print("  $ proactivebench " + " ".join(step.argv), flush=True)
-            code = cli_main(step.argv)
-            if code != 0:
-                print(f"demo stopped: step {number} ({step.title}) failed with exit code {code}", file=sys.stderr)
-                return code
-        if step.check is not None:
-            print("  " + step.check(), flush=True)
+        try:
+            if step.argv is not None:
+                print("  $ proactivebench " + " ".join(step.argv), flush=True)
+                code = cli_main(step.argv)
+                if code != 0:
+                    print(f"demo stopped: step {number} ({step.title}) failed with exit code {code}", file=sys.stderr)
+                    return code
+            if step.check is not None:
+                print("  " + step.check(), flush=True)
+        finally:  # what the step wrote is the demo's: a later fresh run may remove it
+            output.record(added=output.foreign_files())
         print(f"  -> {step.output}", flush=True)
     print(f"\ndemo finished in {time.perf_counter() - started:.0f} s; everything is under {out}")
     print(f"  the report page (opens offline in any browser): {(out / REPORT_PAGE).resolve()}")

@@ -121,6 +121,15 @@ class Episode:
     def observe(self) -> Observation:
         if self.done:
             raise RuntimeError(f"episode {self.sample_id} is over")
+        # The runner observes, then steps (which observes again): build each turn's prompt once.
+        cached = self.__dict__.get("_observed")
+        if cached is not None and cached[0] == (self.state, len(self.turns)):
+            return cached[1]
+        observation = self._observe()
+        self._observed = ((self.state, len(self.turns)), observation)
+        return observation
+
+    def _observe(self) -> Observation:
         shown = [self.options[i] for i in self.shown_options()]
         choices = shown + self.categories
         reference = self.mode == "reference"

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import datasets
 
+from .safe_files import SAFE_ID_RULE, is_safe_id
 from .sources import SCENARIO_NAMES, SOURCE_NAMES
 
 NUM_CATEGORIES = 4
@@ -228,6 +229,8 @@ def validate_row_fields(r: EpisodeRecord) -> None:
         _fail(r, "scenario", f"{r.scenario!r} is not one of {', '.join(SCENARIO_NAMES)}")
     if not r.sample_id.startswith(f"{r.source}-"):
         _fail(r, "sample_id", f"must start with '{r.source}-'")
+    if not is_safe_id(r.sample_id):  # ids become file names downstream (frame caches, part files)
+        _fail(r, "sample_id", f"only {SAFE_ID_RULE}")
     if len(r.categories) != NUM_CATEGORIES:
         _fail(r, "categories", f"expected {NUM_CATEGORIES} categories, got {len(r.categories)}")
     if len(set(r.categories)) != len(r.categories):

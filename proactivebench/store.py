@@ -2,16 +2,15 @@
 
 Rows are encoded with the episode `Features` and streamed into parquet shards, so memory stays flat with the
 number of rows. A split is written into a staging folder and swapped in only when complete: a failed write
-leaves the previous folder as it was.
+leaves the previous folder as it was. Every write goes through `safe_files` (atomic files, staging, the output
+manifest): a file this tool did not write is never replaced or deleted.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -20,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
+from .safe_files import OutputError, OutputFolder, atomic_write_json, atomic_write_text, scratch_dir  # noqa: F401
 from .schema import FEATURES, SPLITS, EpisodeRecord
 from .sources import SOURCE_NAMES
 
@@ -149,6 +149,13 @@ class _ShardWriter:
         return final
 
 
+def _check_target(source: str, split: str) -> None:
+    if source not in SOURCE_NAMES:
+        raise StoreError(f"unknown source {source!r}")
+    if split not in SPLITS:
+        raise StoreError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+
+
 def write_split(
     root: Path | str,
     source: str,
@@ -161,74 +168,105 @@ def write_split(
     render_card: bool = True,
 ) -> SplitWriteResult:
     """Write one (source, split) of a hub-layout folder atomically, replacing what was there."""
-    if source not in SOURCE_NAMES:
-        raise StoreError(f"unknown source {source!r}")
-    if split not in SPLITS:
-        raise StoreError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
-    root = Path(root)
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    staging = root / "data" / f".staging-{source}-{split}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        writer = _ShardWriter(staging, split, max_shard_bytes, row_group_bytes, row_group_rows)
-        for item in rows:
-            writer.add(_as_row(item))
-        new_files = writer.close()
-        _swap_in(root, source, {split}, new_files, staging)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    if render_card:
-        write_card(root)
+    _check_target(source, split)
+    with StagedOutput(root, render_card=render_card) as staged:
+        result = staged.write_split(
+            source, split, rows, max_shard_bytes=max_shard_bytes, row_group_bytes=row_group_bytes,
+            row_group_rows=row_group_rows,
+        )
     files = split_files(root, source, split)
-    return SplitWriteResult(source, split, writer.rows, files, sum(p.stat().st_size for p in files))
+    return SplitWriteResult(source, split, result.rows, files, sum(p.stat().st_size for p in files))
 
 
-def _swap_in(root: Path, source: str, splits: set[str], new_files: list[Path], scratch: Path) -> None:
-    """Replace `splits` of a source by `new_files`: build the new source folder beside, then two renames."""
-    current = shard_dir(root, source)
-    replacement = scratch / f"swap-{source}"
-    replacement.mkdir()
+def _swap_in(output: OutputFolder, source: str, splits: set[str], replacement: Path, scratch: Path) -> None:
+    """Replace `splits` of a source by the shards in `replacement`: every other entry of the source folder (other
+    splits' shards, a user's own file) is hard-linked beside them, then two renames swap the folders."""
+    current = shard_dir(output.root, source)
+    new_names = {p.name for p in replacement.iterdir()}
+    replaced: list[Path] = []
     if current.is_dir():
         for path in current.iterdir():
             match = SHARD_NAME.match(path.name)
-            if match and match["split"] not in splits:
-                os.link(path, replacement / path.name)
-    for path in new_files:
-        path.rename(replacement / path.name)
+            if match and match["split"] in splits:
+                replaced.append(path)
+            elif path.is_dir() and not path.is_symlink():
+                raise OutputError(f"{path}: a folder proactivebench did not write inside data/{source}/: move it away")
+        output.check_replaceable(replaced)
+        for path in current.iterdir():
+            if path not in replaced:
+                os.link(path, replacement / path.name, follow_symlinks=False)
     if current.is_dir():
         current.rename(scratch / f"old-{source}")
     current.parent.mkdir(parents=True, exist_ok=True)
     replacement.rename(current)
+    output.record(added=[current / n for n in new_names], removed=[p for p in replaced if p.name not in new_names])
 
 
 class StagedOutput:
     """A scratch hub folder that replaces its splits in `target` only when the whole job succeeded.
 
-    Used by commands that write several sources or splits: any error leaves `target` untouched.
+    Used by every command that writes episodes: any error leaves `target` untouched. `target` must be new, empty
+    or written by this tool before (`safe_files.OutputFolder`); a split replaces only the shards this tool wrote,
+    and any other file in the folder is kept.
     """
 
-    def __init__(self, target: Path | str):
+    def __init__(
+        self, target: Path | str, *, flag: str = "--out", inputs: Mapping[str, Path | str | None] | None = None,
+        render_card: bool = True,
+    ):
         self.target = Path(target)
+        self.flag, self.inputs, self.render_card = flag, inputs or {}, render_card
         self.root: Path | None = None
+        self.output: OutputFolder | None = None
+        self.splits: dict[str, set[str]] = {}
+        self.created: list[Path] = []  # folders this job made, innermost first: a failed job removes them again
 
     def __enter__(self) -> "StagedOutput":
-        self.target.mkdir(parents=True, exist_ok=True)
-        self.root = self.target / f".staging-{uuid.uuid4().hex[:8]}"
-        self.root.mkdir()
+        folder = self.target.absolute()
+        while not folder.exists():
+            self.created.append(folder)
+            folder = folder.parent
+        self.output = OutputFolder.claim(self.target, self.flag, self.inputs, inside_ok=True)
+        if self.render_card:  # refused before any work, not after
+            self.output.check_replaceable([self.target / "README.md"])
+        self.root = scratch_dir(self.target, "out")
         return self
 
-    def write_split(self, source: str, split: str, rows: Iterable, **kwargs) -> SplitWriteResult:
-        return write_split(self.root, source, split, rows, render_card=False, **kwargs)
+    def write_split(
+        self, source: str, split: str, rows: Iterable, *, max_shard_bytes: int = MAX_SHARD_BYTES,
+        row_group_bytes: int = ROW_GROUP_BYTES, row_group_rows: int = ROW_GROUP_ROWS, render_card: bool = False,
+    ) -> SplitWriteResult:
+        """Stream `rows` into the scratch folder's shards of (source, split); they replace the target's on exit."""
+        _check_target(source, split)
+        if split in self.splits.get(source, set()):
+            raise StoreError(f"{source}/{split} written twice in one output")
+        folder = shard_dir(self.root, source)
+        folder.mkdir(parents=True, exist_ok=True)
+        writer = _ShardWriter(folder, split, max_shard_bytes, row_group_bytes, row_group_rows)
+        for item in rows:
+            writer.add(_as_row(item))
+        files = writer.close()
+        self.splits.setdefault(source, set()).add(split)
+        return SplitWriteResult(source, split, writer.rows, files, sum(p.stat().st_size for p in files))
 
     def __exit__(self, kind, error, traceback) -> None:
         try:
             if kind is None:
-                for source, splits in layout(self.root).items():
-                    files = [p for paths in splits.values() for p in paths]
-                    _swap_in(self.target, source, set(splits), files, self.root)
-                write_card(self.target)
+                for source, splits in self.splits.items():
+                    _swap_in(self.output, source, splits, shard_dir(self.root, source), self.root)
+                if self.render_card:
+                    write_card(self.target)
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
+            if kind is not None:
+                self.output.undo_claim()
+                for folder in self.created:  # no new empty folder left behind where there was none
+                    if not folder.exists():  # undo_claim removed it already
+                        continue
+                    try:
+                        folder.rmdir()
+                    except OSError:  # not empty (something else wrote there) or already gone
+                        break
 
 
 # --- the card's configs -------------------------------------------------------------------------------------
@@ -266,18 +304,38 @@ def write_card(root: Path | str, body: str | None = None) -> Path:
     root = Path(root)
     path = root / "README.md"
     if body is None:
-        body = CARD_FRONT_MATTER.sub("", path.read_text()) if path.exists() else default_card_body()
+        body = CARD_FRONT_MATTER.sub("", _read_card(path)) if path.exists() else default_card_body()
     front = yaml.safe_dump({"configs": card_configs(root)}, sort_keys=False, allow_unicode=True)
-    atomic_write_text(path, f"---\n{front}---\n{body}")
-    return path
+    return OutputFolder(root).write_text("README.md", f"---\n{front}---\n{body}")
+
+
+def _read_card(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise StoreError(f"{path}: unreadable dataset card ({error})") from None
 
 
 def read_card_metadata(root: Path | str) -> dict:
+    """The card's YAML front matter; a broken one is a one-line StoreError naming the file."""
     path = Path(root) / "README.md"
     if not path.exists():
         return {}
-    match = CARD_FRONT_MATTER.match(path.read_text())
-    return yaml.safe_load(match.group(0).strip("-\n")) if match else {}
+    match = CARD_FRONT_MATTER.match(_read_card(path))
+    if not match:
+        return {}
+    try:
+        value = yaml.safe_load(match.group(0).strip("-\n"))
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" at line {where.line + 2}" if where is not None else ""
+        reason = getattr(error, "problem", None) or type(error).__name__
+        raise StoreError(f"{path}: broken YAML front matter{line} ({reason})") from None
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not isinstance(value.get("configs", []), list):
+        raise StoreError(f"{path}: YAML front matter is not a mapping with a `configs` list")
+    return value
 
 
 def default_card_body() -> str:
@@ -285,17 +343,6 @@ def default_card_body() -> str:
         "\n# ProactiveBench episodes\n\nBuilt with `proactivebench`. Load with "
         "`datasets.load_dataset(<this folder>)` or `load_dataset(<this folder>, \"<source>\")`.\n"
     )
-
-
-def atomic_write_text(path: Path | str, text: str) -> None:
-    path = Path(path)
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
-
-
-def atomic_write_json(path: Path | str, value: Any) -> None:
-    atomic_write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
 
 
 # --- reading ------------------------------------------------------------------------------------------------
@@ -326,13 +373,18 @@ def load(root: Path | str, source: str | None = None, split: str = "test", **kwa
 def config_files(root: Path | str, config: str, split: str) -> list[Path]:
     """The parquet files behind one (config, split) of a local folder, per its card."""
     root = Path(root)
-    configs = {c["config_name"]: c for c in read_card_metadata(root).get("configs", [])}
+    try:
+        configs = {c["config_name"]: c for c in read_card_metadata(root).get("configs", [])}
+        entries = {e["split"]: e["path"] for e in configs[config]["data_files"]} if config in configs else {}
+    except (KeyError, TypeError) as error:
+        raise StoreError(f"{root / 'README.md'}: malformed `configs` in the front matter (field {error})") from None
     if config not in configs:
         raise StoreError(f"{root}: no config {config!r} in README.md (have: {', '.join(configs) or 'none'})")
-    entries = {e["split"]: e["path"] for e in configs[config]["data_files"]}
     if split not in entries:
         raise StoreError(f"{root}: config {config!r} has no split {split!r} (have: {', '.join(entries)})")
     patterns = entries[split] if isinstance(entries[split], list) else [entries[split]]
+    if not all(isinstance(p, str) and p and not Path(p).is_absolute() and ".." not in Path(p).parts for p in patterns):
+        raise StoreError(f"{root / 'README.md'}: config {config!r} split {split!r}: data_files must be relative patterns")
     files = sorted({p for pattern in patterns for p in root.glob(pattern)})
     if not files:
         raise StoreError(f"{root}: no files for config {config!r} split {split!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from PIL import Image
 from proactivebench.builders import build_runner as runner
 from proactivebench.builders.scenarios.coco import MOVE_OPTIONS, ZOOM_OPTION
 from proactivebench.builders.sources import coco
+from proactivebench.cli import main
 from proactivebench.store import iter_rows, split_files
 
 PER_SPLIT = 12  # enough images for cardinal, diagonal and zoom walks with seed 0
@@ -67,7 +69,9 @@ def test_sample_is_native_coco(raw):
 def test_walks_follow_the_camera_movement_rules(built, raw):
     episodes = rows(built)
     document = annotations(raw, "val2014")
-    singles = [i for i in document["images"] if sum(a["image_id"] == i["id"] for a in document["annotations"]) == 1]
+    degenerate = {a["image_id"] for a in document["annotations"] if coco.degenerate(a)}  # dropped by rule
+    singles = [i for i in document["images"] if i["id"] not in degenerate
+               and sum(a["image_id"] == i["id"] for a in document["annotations"]) == 1]
     assert sorted(r["source_id"] for r in episodes) == sorted(i["id"] for i in singles)
     directions = set()
     for row in episodes:
@@ -171,22 +175,75 @@ def copy(raw, tmp_path) -> Path:
     return folder
 
 
-def test_zero_area_box_fails_or_is_skipped(copy, tmp_path):
+def test_degenerate_boxes_are_rule_drops_and_border_boxes_are_clipped(copy, tmp_path):
+    """Real instances_*.json files hold degenerate boxes: an image with one is dropped by rule, reason in
+    build_report.json, under the default --on-error fail; a box past the border is clamped to the image."""
     path = copy / "annotations" / "instances_val2014.json"
     document = json.loads(path.read_text())
+    images = {i["id"]: i for i in document["images"]}
     counts = {}
     for a in document["annotations"]:
         counts[a["image_id"]] = counts.get(a["image_id"], 0) + 1
-    bad = next(a for a in document["annotations"] if counts[a["image_id"]] == 1)
-    bad["bbox"][2] = 0.0
+    singles = [a for a in document["annotations"] if counts[a["image_id"]] == 1 and a["id"] < coco.DEGENERATE_ANNOTATION_IDS]
+    zero_w, negative_h, zero_area, outside, past_border, extra_box = singles[:6]
+    zero_w["bbox"][2] = 0.0
+    negative_h["bbox"][3] = -3.0
+    zero_area["area"] = 0.0
+    outside["bbox"][0] = images[outside["image_id"]]["width"] + 5.0
+    image = images[past_border["image_id"]]
+    past_border["bbox"] = [image["width"] - 40.5, 30.2, 100.0, 120.0]  # runs 60 px past the right border
+    document["annotations"].append({**extra_box, "id": 999_999, "bbox": [5.0, 5.0, 0.4, 10.0], "area": 4.0})
     path.write_text(json.dumps(document))
+
     out = tmp_path / "out"
-    with pytest.raises(runner.BuildError, match=rf"instances_val2014\.json: annotation {bad['id']} .*zero area"):
-        runner.build_source("coco", copy, out, progress=False)
-    assert not out.exists() or not any(out.rglob("*"))  # nothing half-written
-    report = runner.build_source("coco", copy, out, on_error="skip", progress=False)
-    assert len(report.skipped) == 1 and "zero area" in report.skipped[0].reason
-    assert report.episodes == PER_SPLIT - 1
+    assert main(["build", "coco", "--raw-dir", str(copy), "--out", str(out)]) == 0  # default --on-error fail
+    report = json.loads((out / "build_report.json").read_text())["coco"]["test"]
+    assert report["on_error"] == "fail" and report["skipped"] == []
+    dropped = {d["key"]: d["reason"] for d in report["dropped"]}
+    expected = {
+        zero_w["image_id"]: "degenerate box", negative_h["image_id"]: "degenerate box",
+        zero_area["image_id"]: "(area 0.0)", outside["image_id"]: "lies outside the",
+        extra_box["image_id"]: "degenerate box [5.0, 5.0, 0.4, 10.0]",
+    }
+    for image_id, words in expected.items():
+        name = images[image_id]["file_name"]
+        reason = dropped.pop(f"val2014/{name}")
+        assert words in reason and str(path) in reason and str(copy / "val2014" / name) in reason, reason
+    # What is left are the sample's own degenerate images.
+    assert len(dropped) == len(coco.DEGENERATE_SAMPLES) and all("degenerate box" in r for r in dropped.values())
+    built_rows = {r["source_id"]: r for r in rows(out)}
+    assert report["episodes"] == len(built_rows) == PER_SPLIT - 5  # the past-border box still builds
+    meta = json.loads(built_rows[past_border["image_id"]]["meta"])
+    x0, y0 = math.floor(image["width"] - 40.5), 30
+    assert meta["bbox_clipped"] is True and meta["bbox"] == [x0, y0, image["width"] - x0, 151 - y0]
+    assert all("bbox_clipped" not in json.loads(r["meta"]) for k, r in built_rows.items() if k != past_border["image_id"])
+
+
+def test_sample_degenerate_images_leave_the_other_episodes_unchanged(raw, built, tmp_path):
+    """The sample's degenerate images are extra: without them the build writes the same bytes."""
+    plain = tmp_path / "plain"
+    shutil.copytree(raw, plain)
+    for folder in ("val2014", "train2014"):
+        path = plain / "annotations" / f"instances_{folder}.json"
+        document = json.loads(path.read_text())
+        gone = {a["image_id"] for a in document["annotations"] if a["id"] >= coco.DEGENERATE_ANNOTATION_IDS}
+        document["images"] = [i for i in document["images"] if i["id"] not in gone]
+        document["annotations"] = [a for a in document["annotations"] if a["image_id"] not in gone]
+        path.write_text(json.dumps(document))
+    report = runner.build_source("coco", plain, tmp_path / "out", progress=False)
+    assert report.dropped == []
+    ours = [p.read_bytes() for p in split_files(tmp_path / "out", "coco", "test")]
+    assert ours == [p.read_bytes() for p in split_files(built, "coco", "test")]
+
+
+def test_malformed_box_is_still_bad_input(copy, tmp_path):
+    path = copy / "annotations" / "instances_val2014.json"
+    document = json.loads(path.read_text())
+    bad = document["annotations"][0]
+    bad["bbox"] = [1.0, 2.0, "wide", 4.0]
+    path.write_text(json.dumps(document))
+    with pytest.raises(runner.BuildError, match=rf"instances_val2014\.json: annotation {bad['id']} .*malformed bbox"):
+        runner.build_source("coco", copy, tmp_path / "out", progress=False)
 
 
 def test_truncated_image_fails_or_is_skipped(copy, tmp_path):

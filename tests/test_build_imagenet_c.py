@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -80,7 +81,7 @@ def test_missing_severity_and_truncated_image_are_bad_input(raw, tmp_path):
     shutil.rmtree(next(raw.glob("pixelate/3/n*")))
     victim = next(raw.glob("brightness/4/n*/*.JPEG"))
     victim.write_bytes(victim.read_bytes()[:120])
-    with pytest.raises(BuildError, match=rf"image 'brightness/4/n\d+/{victim.name}' does not decode"):
+    with pytest.raises(BuildError, match=rf"image {re.escape(str(victim))} does not decode"):
         build("imagenet_c", raw, tmp_path / "out")  # the first bad item in build order stops the build
     report = build("imagenet_c", raw, tmp_path / "out", on_error="skip")
     reasons = sorted(s.reason for s in report.skipped)

@@ -30,7 +30,7 @@ def test_sample_then_build_every_source(tmp_path, capsys):
     sources = sorted(RAW_SOURCES)
     assert {"rod", "vsod", "mvpn", "imagenet_c"} <= set(sources)
     assert main(["sample-data", str(tmp_path / "raw"), "--per-source", "3", "--seed", "5"]) == 0
-    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == sources
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir() if not p.name.startswith(".")) == sources
     size = sum(p.stat().st_size for p in (tmp_path / "raw").rglob("*") if p.is_file())
     assert size < 3 * 1024**2  # small enough for CI
     for source in sources:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import io
 
 import numpy as np
@@ -44,7 +45,7 @@ def test_truncated_or_corrupt_jpeg_fails_naming_the_file(progressive, mode):
     for case in cases:
         if full_decode_fails(case):  # whatever a full decode rejects, the check rejects, naming the file
             rejected += 1
-            with pytest.raises(EntryError, match=r"rec: image 'frame\.jpg' does not decode"):
+            with pytest.raises(EntryError, match=r"rec: image frame\.jpg does not decode"):
                 check_decodes(case, "frame.jpg", "rec")
     assert rejected >= 4  # every truncation at least
 
@@ -54,7 +55,7 @@ def test_png_is_fully_decoded():
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buffer, format="PNG")
     data = buffer.getvalue()
     check_decodes(data, "ok.png", "rec")
-    with pytest.raises(EntryError, match="'frame.png' does not decode"):
+    with pytest.raises(EntryError, match="image frame.png does not decode"):
         check_decodes(data[: len(data) // 2], "frame.png", "rec")
 
 
@@ -64,7 +65,7 @@ def test_truncated_tail_of_a_source_frame_fails_the_build(tmp_path):
     victim = sorted(raw.rglob("*.JPEG"))[3]
     data = victim.read_bytes()
     victim.write_bytes(data[: len(data) - 40])
-    with pytest.raises(ValueError, match=rf"{victim.name}' does not decode"):
+    with pytest.raises(ValueError, match=rf"image {re.escape(str(victim))} does not decode"):
         build("imagenet_c", raw, tmp_path / "out")
 
 

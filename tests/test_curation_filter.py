@@ -152,11 +152,11 @@ def test_out_is_replaced_only_when_asked(bench, sources, tmp_path):
     filter_dataset(bench, tmp_path / "preds", tmp_path / "out")
     with pytest.raises(FilterError, match="exists and is not empty"):
         filter_dataset(bench, tmp_path / "preds", tmp_path / "out")
-    with pytest.raises(FilterError, match="must be a new folder"):
+    with pytest.raises(ValueError, match="is inside the --dataset folder"):
         filter_dataset(bench, tmp_path / "preds", bench / "sub")
     report = filter_dataset(bench, tmp_path / "preds", tmp_path / "out", threshold=1.0, overwrite=True)
     assert sum(report.after.values()) == 11 - sum(1 for sid in sources if all(v[sid] for v in verdicts.values()))
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]  # no scratch left behind
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no scratch left behind
 
 
 def test_refuses_while_a_first_turn_run_is_unfinished(bench, imported_dir, sources, tmp_path):

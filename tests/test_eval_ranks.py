@@ -41,6 +41,7 @@ def test_torchrun_eval_equals_a_single_process_run(imported_dir, tmp_path):
     parallel = tmp_path / "parallel.duckdb"
     out = _torchrun(tmp_path, *common, "--results", str(parallel), "--batch-size", "2")
     assert "run " in out and "10 episodes" in out  # rank 0 reports the whole run
+    assert out.count("results:") == 1 and "rank 1: 5 episodes evaluated" in out
     single = tmp_path / "single.duckdb"
     assert main([*common, "--results", str(single)]) == 0
     assert _tables(parallel) == _tables(single)

@@ -270,6 +270,65 @@ def load_model(target: str, dtype):
     raise ValueError(f"{target}: not a vision-language model transformers can load ({'; '.join(errors)})")
 
 
+def grpo_config(settings: GRPOSettings, output_dir: Path, **overrides):
+    """TRL's GRPOConfig for these settings on the device at hand."""
+    from trl import GRPOConfig
+
+    _, precision = _precision()
+    options = dict(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.gradient_accumulation_steps,
+        num_generations=settings.num_generations,
+        max_completion_length=settings.max_completion_length,
+        temperature=settings.temperature,
+        learning_rate=settings.learning_rate,
+        lr_scheduler_type=settings.lr_scheduler_type,
+        warmup_steps=0,
+        weight_decay=settings.weight_decay,
+        num_train_epochs=settings.num_train_epochs,
+        max_steps=settings.max_steps,
+        logging_steps=settings.logging_steps,
+        save_strategy="steps" if settings.save_steps else "no",
+        save_steps=settings.save_steps or 500,
+        report_to="none",
+        seed=settings.seed,
+        remove_unused_columns=False,  # the episode columns must reach the reward function
+        deepspeed=settings.deepspeed,
+        **precision,
+    )
+    return GRPOConfig(**{**options, **overrides})
+
+
+def build_trainer(trainer_class, target: str, settings: GRPOSettings, output_dir: Path, train_dataset, **kwargs):
+    """(trainer, processor): `trainer_class` (GRPOTrainer or a subclass) with the model, LoRA and config."""
+    from peft import LoraConfig
+    from transformers import AutoProcessor
+
+    dtype, _ = _precision()
+    model = load_model(target, dtype)
+    processor = AutoProcessor.from_pretrained(target)
+    peft_config = LoraConfig(
+        r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
+        target_modules=list(settings.lora_targets), task_type="CAUSAL_LM",
+    )
+    trainer = trainer_class(
+        model=model, args=grpo_config(settings, output_dir), train_dataset=train_dataset, processing_class=processor,
+        peft_config=peft_config, callbacks=[reward_log_callback(output_dir)], **kwargs,
+    )
+    return trainer, processor
+
+
+def save_run(trainer, processor, output_dir: Path, output, record: dict) -> None:
+    """The LoRA adapter (adapter_config.json + adapter_model.safetensors), the processor and the run record."""
+    trainer.save_model(str(output_dir))
+    if trainer.accelerator.is_main_process:
+        processor.save_pretrained(str(output_dir))
+        from proactivebench.store import atomic_write_json
+
+        atomic_write_json(output_dir / SETTINGS_FILE, {**record, "metrics": output.metrics})
+
+
 def reward_log_callback(output_dir: Path):
     """A TrainerCallback that appends each logged step's reward and completion shares to
     `<output_dir>/reward_log.jsonl` and logs a line (transformers is imported only when training)."""
@@ -282,6 +341,7 @@ def reward_log_callback(output_dir: Path):
             keys = ("reward", "reward_std", "proactive/valid_move", "proactive/any_option", "answer/any",
                     "answer/correct", "abstain", "unparsed", "learning_rate", "loss")
             entry = {"step": state.global_step, **{k: logs[k] for k in keys if k in logs}}
+            entry.update({k: v for k, v in logs.items() if k.startswith("episode/")})  # multi-turn rollouts
             output_dir.mkdir(parents=True, exist_ok=True)
             with open(output_dir / REWARD_LOG, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(entry) + "\n")
@@ -333,55 +393,15 @@ def train_grpo(
         episodes = episodes.select(range(min(limit, len(episodes))))
     train_dataset = build_train_dataset(episodes, hint=settings.hint)
 
-    from peft import LoraConfig
-    from transformers import AutoProcessor
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
-    dtype, precision = _precision()
-    model = load_model(target, dtype)
-    processor = AutoProcessor.from_pretrained(target)
-    config = GRPOConfig(
-        output_dir=str(output_dir),
-        per_device_train_batch_size=settings.batch_size,
-        gradient_accumulation_steps=settings.gradient_accumulation_steps,
-        num_generations=settings.num_generations,
-        max_completion_length=settings.max_completion_length,
-        temperature=settings.temperature,
-        learning_rate=settings.learning_rate,
-        lr_scheduler_type=settings.lr_scheduler_type,
-        warmup_steps=0,
-        weight_decay=settings.weight_decay,
-        num_train_epochs=settings.num_train_epochs,
-        max_steps=settings.max_steps,
-        logging_steps=settings.logging_steps,
-        save_strategy="steps" if settings.save_steps else "no",
-        save_steps=settings.save_steps or 500,
-        report_to="none",
-        seed=settings.seed,
-        remove_unused_columns=False,  # `episode` and `state` must reach the reward function
-        deepspeed=settings.deepspeed,
-        **precision,
-    )
-    peft_config = LoraConfig(
-        r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-        target_modules=list(settings.lora_targets), task_type="CAUSAL_LM",
-    )
-    trainer = GRPOTrainer(
-        model=model, reward_funcs=[reward], args=config, train_dataset=train_dataset, processing_class=processor,
-        peft_config=peft_config, callbacks=[reward_log_callback(output_dir)],
+    trainer, processor = build_trainer(
+        GRPOTrainer, target, settings, output_dir, train_dataset, reward_funcs=[reward],
     )
     output = trainer.train()
-    trainer.save_model(str(output_dir))  # the LoRA adapter: adapter_config.json + adapter_model.safetensors
-    if trainer.accelerator.is_main_process:
-        processor.save_pretrained(str(output_dir))
-        from proactivebench.store import atomic_write_json
-
-        atomic_write_json(
-            output_dir / SETTINGS_FILE,
-            {
-                "base_model": target, "dataset": str(dataset), "split": split, "sources": list(sources or []),
-                "examples": len(train_dataset), "episodes": len(episodes), "steps": trainer.state.global_step,
-                "settings": asdict(settings), "metrics": output.metrics,
-            },
-        )
+    save_run(trainer, processor, output_dir, output, {
+        "base_model": target, "dataset": str(dataset), "split": split, "sources": list(sources or []),
+        "examples": len(train_dataset), "episodes": len(episodes), "steps": trainer.state.global_step,
+        "settings": asdict(settings),
+    })
     return TrainResult(output_dir, target, len(train_dataset), trainer.state.global_step, dict(output.metrics))

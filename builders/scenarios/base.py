@@ -113,6 +113,15 @@ class StateSpec:
 class FrameReader(Protocol):
     def read(self, path: str, where: str) -> bytes: ...
 
+    # Optional: `origin(path) -> str`, the file on disk (or the archive member, video second...) a frame path
+    # stands for, so an error names what the user can open; without it the frame path is named.
+
+
+def origin(reader: FrameReader, path: str) -> str:
+    """The file on disk behind a frame path, for messages."""
+    describe = getattr(reader, "origin", None)
+    return describe(path) if describe is not None else path
+
 
 class Scenario:
     """Per-scenario knowledge. Subclasses set the class attributes and implement the state machine."""
@@ -301,14 +310,14 @@ def entry_to_episode(entry: Entry, scenario: Scenario, reader: FrameReader) -> E
 def materialize(ref: FrameRef, reader: FrameReader, where: str) -> Frame:
     data = reader.read(ref.path, where)
     if ref.crop is None:
-        check_decodes(data, ref.path, where)
+        check_decodes(data, origin(reader, ref.path), where)
         return Frame(data, ref.path)
     from PIL import Image
 
     try:
         image = Image.open(io.BytesIO(data)).convert("RGB")
     except Exception as error:  # PIL raises several types for corrupt files
-        raise EntryError(f"{where}: image {ref.path!r} does not decode: {error}") from None
+        raise EntryError(f"{where}: image {origin(reader, ref.path)} does not decode: {error}") from None
     left, upper, right, lower = ref.crop
     width, height = image.size
     if right <= 0 or lower <= 0 or left >= width or upper >= height or right <= left or lower <= upper:
@@ -323,6 +332,7 @@ def materialize(ref: FrameRef, reader: FrameReader, where: str) -> Frame:
 
 
 def check_decodes(data: bytes, path: str, where: str) -> None:
+    """`path` names the file on disk (or what the bytes came from) in the error."""
     from PIL import Image
 
     try:
@@ -334,4 +344,4 @@ def check_decodes(data: bytes, path: str, where: str) -> None:
                 image.draft(image.mode, (1, 1))
             image.load()
     except Exception as error:
-        raise EntryError(f"{where}: image {path!r} does not decode: {error}") from None
+        raise EntryError(f"{where}: image {path} does not decode: {error}") from None

@@ -46,6 +46,10 @@ class MappedFrameReader:
     def __init__(self, root: Path, files: dict[str, str]):
         self.root, self.files = Path(root), files
 
+    def origin(self, path: str) -> str:
+        real = self.files.get(path)
+        return str(self.root / real) if real is not None else path
+
     def read(self, path: str, where: str) -> bytes:
         real = self.files.get(path)
         if real is None:
@@ -61,8 +65,14 @@ class FileReader:
     """Reads template paths under `root`. The paths come from the builder's own listing of `root`, so a plain
     join is enough (no `resolve()`: it costs a syscall per path component on every frame)."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, origins: dict[str, str] | None = None):
         self.root = str(root)
+        self.origins = origins or {}  # {file name: where it came from}, e.g. the archive member it was extracted from
+
+    def origin(self, path: str) -> str:
+        full = os.path.join(self.root, path)
+        source = self.origins.get(os.path.basename(path))
+        return f"{source} (extracted to {full})" if source else full
 
     def read(self, path: str, where: str) -> bytes:
         if path.startswith("/") or ".." in path.split("/"):
@@ -78,14 +88,27 @@ class FileReader:
 class MemoryReader:
     """Serves frames a builder generated in memory (e.g. corruptions), by template path."""
 
-    def __init__(self, frames: dict[str, bytes]):
-        self.frames = frames
+    def __init__(self, frames: dict[str, bytes], made_from: str = ""):
+        self.frames, self.made_from = frames, made_from
+
+    def origin(self, path: str) -> str:
+        return f"{path} (generated from {self.made_from})" if self.made_from else path
 
     def read(self, path: str, where: str) -> bytes:
         try:
             return self.frames[path]
         except KeyError:
             raise EntryError(f"{where}: no generated frame {path!r}") from None
+
+
+def read_text(path: Path) -> str:
+    """A small text file the user provides (CSV, JSON), decoded as UTF-8; a failure names the file."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise EntryError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8") from None
+    except OSError as error:
+        raise EntryError(f"{path}: cannot read: {error.strerror}") from None
 
 
 def image_files(folder: Path) -> list[Path]:

@@ -27,6 +27,7 @@ DIR_NAMEs, actions the ACTION_NAMEs). Only the annotated (test) videos have labe
 from __future__ import annotations
 
 import csv
+import io
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -38,7 +39,7 @@ from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..build_runner import ItemDropped, rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.changeit import REWIND
-from ._common import choose_categories, sentence
+from ._common import choose_categories, read_text, sentence
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")
 LABELS = {0: "background/noannotation", 1: "state1", 2: "action", 3: "state2"}
@@ -109,7 +110,7 @@ class Category:
 
 def read_categories(root: Path) -> list[Category]:
     path = root / "categories.csv"
-    with open(path, newline="", encoding="utf-8") as handle:
+    with io.StringIO(read_text(path), newline="") as handle:
         reader = csv.DictReader(handle)
         missing = {"DIR_NAME", "ACTION_NAME"} - set(reader.fieldnames or ())
         if missing:
@@ -213,6 +214,10 @@ class VideoFrames:
         self.video, self.template, self.seconds = video, template, set(seconds)
         self.shared = self.seconds | set(shared)
         self.cache: dict[str, bytes] | None = None
+
+    def origin(self, path: str) -> str:
+        second = next((s for s in self.seconds if self.template.format(image=str(s)) == path), None)
+        return f"{self.video} (second {second})" if second is not None else str(self.video)
 
     def read(self, path: str, where: str) -> bytes:
         if self.cache is None:

@@ -5,7 +5,12 @@ Accepted layout (`--raw-dir`): the folder holding `annotations/instances_val2014
 annotations are read with `pycocotools`.
 
 An image qualifies when it has exactly one annotation, not a crowd region, whose box covers MIN_AREA..MAX_AREA
-of the image. A box of zero area is bad input (reported, named by file and annotation id). Per image the seed
+of the image. The real annotation files hold degenerate boxes (width or height under one pixel, zero or negative,
+or `area` 0; detection codebases drop them): an image whose annotations include one, and which would otherwise be
+a single-box candidate, is dropped by rule with its reason in the build report, under any `--on-error`. A box that
+runs past the image border is clipped to it, as COCO loaders do (torchvision's clamp to [0, width] x [0, height]),
+and flagged `bbox_clipped` in `meta`; a box left empty by the clip lies outside the image and is dropped the same
+way. A malformed record (a bbox that is not four numbers, an image without a size) stays bad input. Per image the seed
 picks a granularity g in 3..5 and the first feasible direction in a shuffled list of the 9 (4 cardinal, 4
 diagonal, zoom). The crop plan follows the reference's conventions (protocol §4.7): for a move direction the
 crop starts with only VISIBLE of the object's extent along each moving axis inside the view (the rest lies
@@ -25,13 +30,14 @@ import contextlib
 import io
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from ..official import DirFrameReader
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..build_runner import rng_for
+from ..build_runner import ItemDropped, rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.coco import MOVE_OPTIONS, ZOOM_OPTION
 from ._common import choose_categories, draw_object, encode, scene, sentence
@@ -153,11 +159,40 @@ def move_options(direction: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Candidate:
-    """A work item's payload: everything `to_entry` needs, or the reason the record is bad."""
+    """A work item's payload: everything `to_entry` needs, the reason the record is bad, or the rule that drops
+    it."""
 
     file_name: str
     record: dict[str, Any] | None
     error: str | None = None
+    dropped: str | None = None
+
+
+MIN_BOX_SIDE = 1  # px: narrower boxes are degenerate (detection codebases drop w < 1 or h < 1)
+
+
+def is_well_formed_box(bbox: Any) -> bool:
+    return (isinstance(bbox, list) and len(bbox) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox))
+
+
+def degenerate(annotation: dict) -> str | None:
+    """Why an annotation's box is degenerate, or None (a malformed bbox is not degenerate: it is bad input)."""
+    bbox, area = annotation.get("bbox"), annotation.get("area")
+    if not is_well_formed_box(bbox):
+        return None
+    if bbox[2] < MIN_BOX_SIDE or bbox[3] < MIN_BOX_SIDE:
+        return f"degenerate box {bbox} (width or height under {MIN_BOX_SIDE} px)"
+    if isinstance(area, (int, float)) and not isinstance(area, bool) and area <= 0:
+        return f"degenerate box {bbox} (area {area})"
+    return None
+
+
+def clip_box(bbox: list[float], width: int, height: int) -> tuple[int, int, int, int]:
+    """The box as whole pixels (left, top, right, bottom), clamped to the image as COCO loaders clamp."""
+    x0, y0 = max(0, math.floor(bbox[0])), max(0, math.floor(bbox[1]))
+    x1, y1 = min(width, math.ceil(bbox[0] + bbox[2])), min(height, math.ceil(bbox[1] + bbox[3]))
+    return x0, y0, x1, y1
 
 
 class COCOSource(RawSource):
@@ -178,7 +213,8 @@ class COCOSource(RawSource):
         folder = SPLIT_FOLDERS[config.split]
         path = root / "annotations" / f"instances_{folder}.json"
         if not path.is_file():
-            raise EntryError(f"{path}: missing; the {config.split} split is built from {folder}")
+            what = "not a readable file (a folder, or a link that loops)" if os.path.lexists(path) else "missing"
+            raise EntryError(f"{path}: {what}; the {config.split} split is built from {folder}")
         coco = load_coco(path)
         categories = {c["id"]: c for c in coco.loadCats(coco.getCatIds())}
         if len(categories) < 4:
@@ -189,12 +225,24 @@ class COCOSource(RawSource):
         names = sorted(c["name"] for c in categories.values())
         for image_id in sorted(coco.getImgIds()):
             annotations = coco.imgToAnns.get(image_id, [])
-            if len(annotations) != 1 or annotations[0].get("iscrowd", 0):
-                continue
-            image, annotation = coco.imgs[image_id], annotations[0]
+            bad = [(a, why) for a in annotations if (why := degenerate(a))]
+            usable = [a for a in annotations if not degenerate(a)]
+            if len(usable) > 1 or (usable and usable[0].get("iscrowd", 0)) or not annotations:
+                continue  # not a single-object image, degenerate boxes or not
+            image = coco.imgs[image_id]
             key = f"{folder}/{image.get('file_name', image_id)}"
+            if bad:
+                annotation, why = bad[0]
+                where = f"{path}: annotation {annotation.get('id')} (image {image_id}, {root / key})"
+                others = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+                yield WorkItem(key, Candidate(key, None, dropped=f"{where}: {why}{others}"))
+                continue
+            annotation = usable[0]
             try:
                 record = self.plan(path, image, annotation, categories, by_super, names, config)
+            except ItemDropped as why:
+                yield WorkItem(key, Candidate(key, None, dropped=str(why)))
+                continue
             except EntryError as error:
                 yield WorkItem(key, Candidate(key, None, str(error)))
                 continue
@@ -203,19 +251,21 @@ class COCOSource(RawSource):
 
     def plan(self, path, image, annotation, categories, by_super, names, config) -> dict | None:
         """The entry fields of one image, None when it does not qualify; `EntryError` for a bad record."""
-        where = f"{path}: annotation {annotation.get('id')} (image {image.get('id')})"
+        folder = SPLIT_FOLDERS[config.split]
+        image_file = Path(path).parent.parent / folder / str(image.get("file_name"))
+        where = f"{path}: annotation {annotation.get('id')} (image {image.get('id')}, {image_file})"
         bbox = annotation.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) for v in bbox)):
+        if not is_well_formed_box(bbox):
             raise EntryError(f"{where}: malformed bbox {bbox!r}")
         width, height = image.get("width"), image.get("height")
         if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
             raise EntryError(f"{where}: image has no valid width/height")
-        if bbox[2] <= 0 or bbox[3] <= 0:
-            raise EntryError(f"{where}: box {bbox} has zero area")
         if annotation.get("category_id") not in categories:
             raise EntryError(f"{where}: unknown category_id {annotation.get('category_id')!r}")
-        x0, y0 = max(0, math.floor(bbox[0])), max(0, math.floor(bbox[1]))
-        x1, y1 = min(width, math.ceil(bbox[0] + bbox[2])), min(height, math.ceil(bbox[1] + bbox[3]))
+        x0, y0, x1, y1 = clip_box(bbox, width, height)
+        if x1 - x0 <= 0 or y1 - y0 <= 0:
+            raise ItemDropped(f"{where}: box {bbox} lies outside the {width}x{height} image")
+        clipped = bbox[0] < 0 or bbox[1] < 0 or bbox[0] + bbox[2] > width or bbox[1] + bbox[3] > height
         if min(x1 - x0, y1 - y0) < MIN_SIDE or not MIN_AREA <= (x1 - x0) * (y1 - y0) / (width * height) <= MAX_AREA:
             return None
         rng = rng_for(config.seed, self.name, image["id"])
@@ -237,7 +287,6 @@ class COCOSource(RawSource):
         )
         options = [*move_options(direction), rng.choice(ABSTAIN)]
         rng.shuffle(options)
-        folder = SPLIT_FOLDERS[config.split]
         return {
             "id": int(image["id"]),
             "image_template": f"{folder}/{image['file_name']}",
@@ -249,10 +298,13 @@ class COCOSource(RawSource):
             "annotation_id": annotation.get("id"), "bbox": [x0, y0, x1 - x0, y1 - y0],
             "coco_category": answer, "hard_negatives": "supercategory",
             "start_iou": round(iou(plan["start"], (x0, y0, x1, y1)), 4),
+            **({"bbox_clipped": True} if clipped else {}),
         }
 
     def to_entry(self, root: Path, item: WorkItem, config: BuildConfig):
         candidate: Candidate = item.payload
+        if candidate.dropped is not None:
+            raise ItemDropped(candidate.dropped)
         if candidate.error is not None:
             raise EntryError(candidate.error)
         return Entry.from_json(candidate.record, f"{root / candidate.file_name}"), DirFrameReader(root)
@@ -321,9 +373,19 @@ def _polygon(box: tuple[int, int, int, int]) -> list[float]:
             (cx + rx * math.cos(2 * math.pi * k / 16), cy + ry * math.sin(2 * math.pi * k / 16))]
 
 
+# Degenerate boxes as the real files hold them, one image each, appended after the regular sample images (own ids
+# and random stream, so the regular images and their episodes keep their bytes): the build drops these by rule.
+DEGENERATE_SAMPLES = (
+    ("zero width", ((40.0, 30.0, 0.0, 25.0, 0.0),)),  # (x, y, w, h, area): a box of no width, area 0
+    ("sub-pixel second box", ((60.0, 50.0, 90.0, 70.0, 4948.0), (12.0, 9.0, 4.0, 0.68, 1.35))),
+)
+DEGENERATE_ANNOTATION_IDS = 2_000_000  # past the regular sample's annotation ids
+
+
 def write_coco_sample(out: Path, per_split: int, seed: int) -> None:
     """annotations/instances_{val,train}2014.json plus val2014/ and train2014/ JPEGs named as in the download:
-    `per_split` single-object images per split and one image with two objects (which does not qualify)."""
+    `per_split` single-object images per split, one image with two objects (which does not qualify) and the
+    DEGENERATE_SAMPLES images (dropped by rule)."""
     categories = coco_categories()
     (out / "annotations").mkdir(parents=True, exist_ok=True)
     next_annotation = 1
@@ -358,6 +420,7 @@ def write_coco_sample(out: Path, per_split: int, seed: int) -> None:
                     "category_id": category["id"], "id": next_annotation,
                 })
                 next_annotation += 1
+        _add_degenerate_images(out, folder, seed, images, annotations, categories)
         document = {
             "info": {"description": "COCO 2014 Dataset", "url": "http://cocodataset.org", "version": "1.0",
                      "year": 2014, "contributor": "COCO Consortium", "date_created": "2017/09/01"},
@@ -366,6 +429,28 @@ def write_coco_sample(out: Path, per_split: int, seed: int) -> None:
             "images": images, "annotations": annotations, "categories": categories,
         }
         (out / "annotations" / f"instances_{folder}.json").write_text(json.dumps(document), encoding="utf-8")
+
+
+def _add_degenerate_images(out: Path, folder: str, seed: int, images: list, annotations: list, categories) -> None:
+    rng = rng_for(seed, "coco-sample-degenerate", folder)
+    taken = {image["id"] for image in images}
+    w, h = SAMPLE_SIZE
+    for number, (_, boxes) in enumerate(DEGENERATE_SAMPLES):
+        image_id = next(i for i in iter(lambda: rng.randrange(1, 581_930), None) if i not in taken)
+        taken.add(image_id)
+        file_name = f"COCO_{folder}_{image_id:012d}.jpg"
+        x, y, bw, bh, _ = boxes[0]
+        (out / folder / file_name).write_bytes(_scene(rng, (int(x), int(y), int(x + max(bw, 8)), int(y + max(bh, 8)))))
+        images.append({"license": 1, "file_name": file_name,
+                       "coco_url": f"http://images.cocodataset.org/{folder}/{file_name}", "height": h, "width": w,
+                       "date_captured": "2013-11-14 11:18:45", "flickr_url": "", "id": image_id})
+        category = rng.choice(categories)
+        for k, (x, y, bw, bh, area) in enumerate(boxes):
+            annotations.append({
+                "segmentation": [[x, y, x + bw, y, x + bw, y + bh, x, y + bh]], "area": area, "iscrowd": 0,
+                "image_id": image_id, "bbox": [x, y, bw, bh], "category_id": category["id"],
+                "id": DEGENERATE_ANNOTATION_IDS + 10 * number + k + (0 if folder == "val2014" else 1000),
+            })
 
 
 register(COCOSource())

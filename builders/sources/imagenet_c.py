@@ -38,7 +38,7 @@ from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..build_runner import rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.imagenet_c import LEVELS
-from ._common import FileReader, MemoryReader, choose_categories, encode, sentence
+from ._common import FileReader, MemoryReader, choose_categories, encode, read_text, sentence
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def read_mapping(path: str | None = None) -> tuple[tuple[str, str], ...]:
         text = resources.files("proactivebench").joinpath("data/imagenet_synsets.txt").read_text()
         where = "imagenet_synsets.txt"
     else:
-        text, where = Path(path).read_text(encoding="utf-8"), path
+        text, where = read_text(Path(path)), path
     result = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -186,7 +186,7 @@ class ImageNetCSource(RawSource):
         if generated:
             frames = generate_levels((root / p["clean"]).read_bytes(), p["corruption"], where,
                                      seed=rng_for(config.seed, self.name, "corrupt", item.key).getrandbits(31))
-            reader = MemoryReader({template.format(level=level): data for level, data in frames.items()})
+            reader = MemoryReader({template.format(level=level): data for level, data in frames.items()}, where)
         else:
             missing = [level for level in LEVELS if not (root / template.format(level=level)).is_file()]
             if missing:

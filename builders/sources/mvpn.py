@@ -18,6 +18,7 @@ come from the class's look-alike group (the known group 0010..0014 by default), 
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import pickle
 from pathlib import Path
@@ -26,7 +27,9 @@ from typing import Iterator
 from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..build_runner import ItemDropped, rng_for
 from ..scenarios import Entry, EntryError
-from ._common import MappedFrameReader, choose_categories, draw_object, encode, image_files, scene, sentence
+from ._common import (
+    MappedFrameReader, choose_categories, draw_object, encode, image_files, read_text, scene, sentence,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,7 @@ ABSTAINS = ("I do not know what is this object.", "I cannot tell.", "I cannot re
 def read_classes(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     """({class: name}, {class: group}) from `classes.csv`; a malformed line names the file and line."""
     names, groups = {}, {}
-    with open(path, newline="", encoding="utf-8") as handle:
+    with io.StringIO(read_text(path), newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None) or []
         if header[:2] != ["class", "name"]:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..build_runner import rng_for
+from ..build_runner import ItemDropped, rng_for
 from ..scenarios import Entry, EntryError
 from ._common import choose_categories, sentence
 
@@ -166,8 +166,9 @@ class Candidate:
 
     word: str
     file: str  # relative to the root
-    line_number: int
+    line_number: int  # 0: the item stands for the whole file, which holds no eligible drawing
     line: str
+    empty: bool = False  # (line_number 0) the file has no line at all: a broken download
 
 
 def word_of(path: Path) -> str:
@@ -192,6 +193,8 @@ class QuickDrawSource(RawSource):
     def category_files(self, root: Path) -> dict[str, Path]:
         files: dict[str, Path] = {}
         for path in sorted(root.glob(f"*{SUFFIX}")):
+            if not path.is_file():  # a folder of that name, or a link that loops or leads nowhere
+                raise EntryError(f"{path}: not a readable file (a folder, or a link that loops or is broken)")
             word = word_of(path)
             if word in files:
                 raise EntryError(f"{path}: category {word!r} also comes from {files[word].name}")
@@ -209,11 +212,17 @@ class QuickDrawSource(RawSource):
     def _file_items(self, root: Path, word: str, path: Path, start: int, stop: int) -> Iterator[WorkItem]:
         """Candidates numbered start..stop-1 among the eligible drawings, and the malformed lines in that stretch."""
         rank = 0  # eligible drawings seen so far
+        lines = 0
         relative = path.relative_to(root).as_posix()
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        try:
+            handle = open(path, encoding="utf-8", errors="replace")
+        except OSError as error:
+            raise EntryError(f"{path}: cannot read: {error.strerror}") from None
+        with handle:
             for number, line in enumerate(handle, start=1):
                 if rank >= stop:
                     return
+                lines += line.strip() != ""
                 if not line.strip():
                     continue
                 where = f"{path}:{number}"
@@ -228,9 +237,16 @@ class QuickDrawSource(RawSource):
                     if rank >= start:
                         yield item
                     rank += 1
+        if rank == 0:  # the whole file was read: the class would vanish from the build without a word
+            yield WorkItem(relative, Candidate(word, relative, 0, "", empty=lines == 0))
 
     def to_entry(self, root: Path, item: WorkItem, config: BuildConfig):
         candidate: Candidate = item.payload
+        if candidate.line_number == 0:
+            if candidate.empty:
+                raise EntryError(f"{root / candidate.file}: empty file: category {candidate.word!r} has no drawing")
+            raise ItemDropped(f"{root / candidate.file}: no eligible drawing (recognized, {MIN_STROKES}+ strokes) "
+                              f"for category {candidate.word!r}")
         where = f"{root / candidate.file}:{candidate.line_number}"
         drawing = parse_drawing(candidate.line, candidate.word, where)
         rng = rng_for(config.seed, self.name, drawing.key_id)

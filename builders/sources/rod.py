@@ -22,16 +22,17 @@ import os
 import re
 import shutil
 import tarfile
-import uuid
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterator
+
+from proactivebench.safe_files import atomic_file, staged_dir
 
 from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..build_runner import rng_for
 from ..scenarios import Entry, EntryError
 from ..scenarios.rod import MISSING_FRAME
-from ._common import FileReader, choose_categories, draw_object, encode, scene, sentence
+from ._common import FileReader, choose_categories, draw_object, encode, read_text, scene, sentence
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ FIRST_STEP = 7  # the central, most occluded position
 REFERENCE_STEP = 0  # 7 moves away either way: the object in full view
 NAME = re.compile(r"^(?P<tag>.+)-(?P<cls>[A-Za-z][A-Za-z _]*)-s(?P<step>\d+)\.(?P<ext>jpe?g|png)$", re.I)
 ARCHIVES = "rod_*.tar.gz"
+MEMBERS = "members.json"  # in an extraction cache folder: where each image came from
 TOP_FOLDERS = ("Realistic-Occlusion-Dataset", "ROD", "rod")
 
 # Abbreviations seen in tags (`bluebl` = blue blocks); unknown tags fall back to a neutral phrase.
@@ -95,9 +97,8 @@ def extract_archives(archives: list[Path]) -> Path:
     target = _cache_root() / f"rod-{stamp}"
     if target.is_dir():
         return target
-    scratch = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
-    scratch.mkdir(parents=True)
-    try:
+    members: dict[str, str] = {}  # {file name: "<archive>:<member>"}, so errors name what the user has on disk
+    with staged_dir(target.parent, target.name) as scratch:
         for archive in archives:
             try:
                 with tarfile.open(archive, "r:gz") as tar:
@@ -106,11 +107,12 @@ def extract_archives(archives: list[Path]) -> Path:
                         if member.isfile() and NAME.match(name):
                             with tar.extractfile(member) as handle, open(scratch / name, "wb") as out:
                                 shutil.copyfileobj(handle, out)
+                            members[name] = f"{archive.resolve()}:{member.name}"
             except (tarfile.TarError, EOFError, OSError) as error:
                 raise EntryError(f"{archive}: unreadable archive: {error}") from None
-        scratch.rename(target)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        (scratch / MEMBERS).write_text(json.dumps(members, sort_keys=True))
+        if not target.is_dir():  # another run may have finished the same extraction meanwhile
+            scratch.rename(target)
     return target
 
 
@@ -196,14 +198,22 @@ class RODSource(RawSource):
             extra={"occluder": occluder, "tag": p["tag"]},
             where=where,
         )
-        return entry, FileReader(root)
+        return entry, FileReader(root, self._members(root))
+
+    @staticmethod
+    def _members(root: Path) -> dict[str, str]:
+        path = root / MEMBERS
+        try:
+            return json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, json.JSONDecodeError):
+            return {}  # only used to name files in messages
 
     def _occluder_names(self, root: Path) -> dict[str, str]:
         path = root / "occluders.json"
         if not path.is_file():
             return {}
         try:
-            names = json.loads(path.read_text())
+            names = json.loads(read_text(path))
         except json.JSONDecodeError as error:
             raise EntryError(f"{path}: malformed JSON: {error.msg}") from None
         if not isinstance(names, dict):
@@ -263,14 +273,13 @@ def write_tar(path: Path, members: list[tuple[str, bytes]]) -> None:
     import gzip
     import io
 
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in members:
-                info = tarfile.TarInfo(name)
-                info.size, info.mtime, info.mode = len(data), 0, 0o644
-                tar.addfile(info, io.BytesIO(data))
-    os.replace(temporary, path)
+    with atomic_file(path) as temporary, open(temporary, "wb") as raw:
+        with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") as gz:
+            with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for name, data in members:
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime, info.mode = len(data), 0, 0o644
+                    tar.addfile(info, io.BytesIO(data))
 
 
 SOURCE = register(RODSource())

@@ -20,6 +20,7 @@ built-in pool.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Iterator
 from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..build_runner import ItemDropped, rng_for
 from ..scenarios import Entry, EntryError
-from ._common import MappedFrameReader, choose_categories, encode, image_files, scene, sentence
+from ._common import MappedFrameReader, choose_categories, encode, image_files, read_text, scene, sentence
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ def category(question_type: str, answer: str) -> str:
 def read_labels(path: Path) -> dict[str, tuple[str, str]]:
     """{'<split>/<video>': (question_type, answer)}; a malformed line names the file and line."""
     labels: dict[str, tuple[str, str]] = {}
-    with open(path, newline="", encoding="utf-8") as handle:
+    with io.StringIO(read_text(path), newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header != ["video", "question_type", "answer"]:

@@ -12,6 +12,7 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any, Callable, Sequence
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,11 @@ class Backend(ABC):
         return {"spec": self.spec, "kind": self.kind}
 
     @property
+    def where(self) -> str:
+        """What a fatal error names: the spec, and for a server its URL."""
+        return self.spec
+
+    @property
     def model_name(self) -> str:
         return self.spec.split(":", 1)[1] if ":" in self.spec else self.spec
 
@@ -88,7 +94,7 @@ class Backend(ABC):
         try:
             texts = self._generate(requests)
         except self.fatal_errors as error:
-            raise BackendUnavailable(f"{self.spec}: {_describe(error)}") from error
+            raise BackendUnavailable(f"{self.where}: {_describe(error)}") from error
         except Exception as error:  # noqa: BLE001 - isolate the failing request below
             if len(requests) == 1:
                 log.debug("backend call failed", exc_info=True)
@@ -106,6 +112,28 @@ class Backend(ABC):
 def _describe(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"[:500]
+
+
+# --- option ranges: one rule per option name, shared by every backend's option dataclass -------------------------
+
+OPTION_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "max_new_tokens": (lambda v: v >= 1, "must be at least 1"),
+    "temperature": (lambda v: v >= 0, "must be 0 (greedy) or more"),
+    "top_p": (lambda v: 0 < v <= 1, "must be in (0, 1]"),
+    "timeout": (lambda v: v > 0, "must be more than 0 seconds"),
+    "max_retries": (lambda v: v >= 0, "must be 0 or more"),
+    "concurrency": (lambda v: v >= 1, "must be at least 1"),
+}
+
+
+def check_option_ranges(options: Any) -> None:
+    """Refuse an out-of-range option of a backend's option dataclass in one line (`--timeout 0` would make every
+    request fail, `--max-new-tokens 0` generate nothing, a negative temperature error on every request)."""
+    for name, (ok, rule) in OPTION_RULES.items():
+        value = getattr(options, name, None)
+        if value is not None and not ok(value):
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(f"{flag} {value}: {rule}")
 
 
 # --- the spec registry ----------------------------------------------------------------------------------------
@@ -146,6 +174,11 @@ def load_backend(spec: str, **options) -> Backend:
     """`hf:<id or dir>[+<adapter dir>]`, `openai:<model>`, `baseline:<name>`; options go to the backend."""
     factory = check_spec(spec)
     kind, target = parse_spec(spec)
+    check_option_ranges(SimpleNamespace(**options))  # also options a kind ignores: a bad value is never silent
+    known = {name for f in BACKENDS.values() for name in getattr(f, "OPTIONS", ())}
+    unknown = sorted(k for k in options if k not in known)
+    if unknown:  # a typo (e.g. in a roster file's options) is an error, not an option silently dropped
+        raise ValueError(f"unknown backend option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     accepted = getattr(factory, "OPTIONS", None)
     if accepted is not None:
         # One option set serves every kind (the CLI, curation and GRPO pass the same dict): drop what a kind

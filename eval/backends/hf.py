@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .base import Backend, Request, register_backend
+from .base import Backend, Request, check_option_ranges, register_backend
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ class HFOptions:
     attn_implementation: str | None = None
     chat_template_kwargs: dict = field(default_factory=dict)  # e.g. {"enable_thinking": True} for a judge
     trust_remote_code: bool = False  # only when the user asks
+
+    def __post_init__(self):
+        check_option_ranges(self)
 
 
 def resolve_device(device: str) -> str:
@@ -73,6 +76,20 @@ def split_target(target: str) -> tuple[str, str | None]:
     return target, None
 
 
+def check_local_or_repo(target: str) -> None:
+    """A target that cannot be a Hub repo id (`./x`, `/x`, `a/b/c`) is a folder: say it is missing, not that the
+    repo id is malformed."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if Path(target).expanduser().exists():
+        return
+    try:
+        validate_repo_id(target)
+    except HFValidationError:
+        raise ValueError(f"cannot load model {target!r}: no such model folder") from None
+
+
 def _has_processor_files(folder: str) -> bool:
     names = ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json", "tokenizer.json")
     return Path(folder).is_dir() and any((Path(folder) / n).is_file() for n in names)
@@ -97,6 +114,7 @@ class HFBackend(Backend):
         self.device = resolve_device(opts.device)
         self.dtype = resolve_dtype(opts.dtype, self.device)
         remote = {"trust_remote_code": opts.trust_remote_code}
+        check_local_or_repo(self.base)
         try:
             config = AutoConfig.from_pretrained(self.base, **remote)
         except OSError as error:  # not a local folder, not on the Hub (or offline)

@@ -15,17 +15,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import itertools
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
-from .base import Backend, BackendUnavailable, Generation, Request, _describe, register_backend
+from .base import Backend, BackendUnavailable, Generation, Request, _describe, check_option_ranges, register_backend
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SERVER_CONCURRENCY = 64  # a local vLLM / SGLang / transformers server
 API_CONCURRENCY = 8  # the OpenAI API (and other rate-limited hosted APIs at api.openai.com)
+CONNECTIONS_PER_CLIENT = 16
 
 
 @dataclass
@@ -40,6 +42,9 @@ class OpenAIOptions:
     timeout: float = 120.0
     max_retries: int = 5
     extra_body: dict = field(default_factory=dict)  # server-specific fields, e.g. {"top_k": 1} for vLLM
+
+    def __post_init__(self):
+        check_option_ranges(self)
 
 
 def data_url(image) -> str:
@@ -90,8 +95,12 @@ class OpenAIBackend(Backend):
         )
         self.default_batch_size = self.concurrency
         self._api_key = api_key
-        self._async = None  # (event loop, AsyncOpenAI): an async client belongs to the loop it runs in
+        self._async = None  # (event loop, [AsyncOpenAI], counter): async clients belong to the loop they run in
         self.pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency))
+
+    @property
+    def where(self) -> str:  # "Connection error." alone names no server
+        return f"{self.spec} at {self.base_url}"
 
     @property
     def model_name(self) -> str:
@@ -122,23 +131,28 @@ class OpenAIBackend(Backend):
         return response.choices[0].message.content or ""
 
     def _async_client(self):
+        """Round-robin over small clients: httpcore's pool scans every connection for every request, so one
+        pool of 128 connections spends more CPU than the requests (measured: benchmarks/bench_eval.py (a))."""
         from openai import AsyncOpenAI
 
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
-            limits = None
-            try:
-                import httpx
+            import httpx
 
-                limits = httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency)
-                http = httpx.AsyncClient(limits=limits, timeout=self.options.timeout)
-            except ImportError:  # pragma: no cover - httpx comes with openai
-                http = None
-            self._async = (loop, AsyncOpenAI(
-                base_url=self.base_url, api_key=self._api_key, timeout=self.options.timeout,
-                max_retries=self.options.max_retries, **({"http_client": http} if http else {}),
-            ))
-        return self._async[1]
+            count = -(-self.concurrency // CONNECTIONS_PER_CLIENT)
+            clients = [
+                AsyncOpenAI(
+                    base_url=self.base_url, api_key=self._api_key, timeout=self.options.timeout,
+                    max_retries=self.options.max_retries,
+                    http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=self.concurrency,
+                                                                      max_keepalive_connections=CONNECTIONS_PER_CLIENT),
+                                                  timeout=self.options.timeout),
+                )
+                for _ in range(count)
+            ]
+            self._async = (loop, clients, itertools.count())
+        _, clients, turn = self._async
+        return clients[next(turn) % len(clients)]
 
     async def agenerate(self, request: Request) -> Generation:
         """One request, awaited: an error of the request comes back as `error`; a dead server raises."""
@@ -150,14 +164,15 @@ class OpenAIBackend(Backend):
             response = await client.chat.completions.create(model=self.model, messages=messages, **self._kwargs())
             text = response.choices[0].message.content or ""
         except self.fatal_errors as error:
-            raise BackendUnavailable(f"{self.spec}: {_describe(error)}") from error
+            raise BackendUnavailable(f"{self.where}: {_describe(error)}") from error
         except Exception as error:  # noqa: BLE001 - this request's failure, recorded as an error turn
             return Generation("", error=_describe(error), latency_s=time.perf_counter() - start)
         return Generation(text, latency_s=time.perf_counter() - start)
 
     async def aclose(self) -> None:
         if self._async is not None:
-            await self._async[1].close()
+            for client in self._async[1]:
+                await client.close()
             self._async = None
 
     def _generate(self, requests: Sequence[Request]) -> list[str]:

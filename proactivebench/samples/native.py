@@ -6,11 +6,11 @@ Each source writes its own sample (`RawSource.write_sample`); this module only l
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
 from tqdm.auto import tqdm
+
+from proactivebench.safe_files import OutputFolder, replace_dir, staged_dir, tree_files
 
 from proactivebench.builders.build_runner import get_raw_source
 
@@ -31,19 +31,23 @@ def write_sample_data(
     for name in names:
         get_raw_source(name)  # a clear error for a source without a builder
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    output = OutputFolder.claim(out, "OUT")
+    for name in names:  # a sample replaces only a sample this tool wrote: checked for all before any work
+        target = out / name
+        if target.exists() and not target.is_dir():
+            output.check_replaceable([target])
+        output.check_replaceable(tree_files(target) if target.is_dir() else [])
     written = {}
     for name in tqdm(names, desc="sample-data", unit="source", disable=not progress):
         # Written beside, then swapped in: an interrupted run never leaves a half sample.
-        scratch = out / f".{name}.{uuid.uuid4().hex[:8]}"
-        scratch.mkdir()
-        try:
+        target = out / name
+        with staged_dir(out, name) as scratch:
             get_raw_source(name).write_sample(scratch, per_source, seed)
-            target = out / name
-            if target.exists():
-                shutil.rmtree(target)
-            scratch.rename(target)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+            new = [target / p.relative_to(scratch) for p in tree_files(scratch)]
+            old = tree_files(target) if target.is_dir() else [target] if target.exists() else []
+            if target.exists() and not target.is_dir():
+                target.unlink()
+            replace_dir(scratch, target)
+        output.record(added=new, removed=old)
         written[name] = target
     return written
