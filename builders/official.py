@@ -1,7 +1,7 @@
 """`import-official`: the authors' released test folder → our episodes, with the official filter as splits.
 
 The release is `<data_dir>/<Name>_preprocessed.jsonl` (one per source) beside the extracted image folders that
-each record's `image_template` points into (protocol §1, §8).
+each record's `image_template` points into (docs/protocol.md §1, §8).
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ class ImportReport:
 
 
 def _is_weak_vsod(entry: Entry) -> bool:
-    # The reference keeps only strong occlusions, with Python equality: 0 == False is dropped too (§10.13).
+    # The reference keeps strong occlusions only, by Python equality: 0 == False goes too (docs/protocol.md §10.13).
     return "strong_occlusions" in entry.extra and entry.extra["strong_occlusions"] == False  # noqa: E712
 
 

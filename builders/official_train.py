@@ -1,7 +1,7 @@
 """`import-official --train-parquet`: the authors' GRPO train split (parquet shards) → `train` episodes.
 
 The authors publish their GRPO data as the `train` split of their Hub dataset: 14 parquet shards, 26,879
-single-turn rows (source_formats §0.3). A row is one frame and one MCQA prompt: `prompt` (chat messages),
+single-turn rows (docs/protocol.md §8.2). A row is one frame and one MCQA prompt: `prompt` (chat messages),
 `options` (the lettered list: proactive/abstain options first, the 4 categories last, as the reference letters
 them), `proactive_actions` (the options that count as a valid proactive suggestion on this frame),
 `ground_truth` (a category, or an action on an ambiguous frame) and `images`, plus model-confidence columns.
@@ -45,7 +45,7 @@ ON_ERROR = ("fail", "skip")
 # the first of these whose action space covers the row's proactive options (ROD's left/right also fit COCO).
 SOURCE_PREFERENCE = ("quickdraw", "coco", "rod", "vsod", "mvpn", "imagenet_c", "changeit")
 
-# The reference's MCQA template (protocol §1.4): "<question> Choose from ... Options:\nA. x\n...".
+# The reference's MCQA template (docs/protocol.md §1.4): "<question> Choose from ... Options:\nA. x\n...".
 _TEMPLATE = re.compile(
     r"^(?P<question>.*?) Choose from the following options\. Options:\n(?P<listing>(?:[A-Z]\. [^\n]*\n)+)(?P<tail>.*)$",
     re.S,
@@ -409,7 +409,7 @@ def import_train(
 
 
 def train_features():
-    """The authors' train-split features as their card declares them (source_formats §0.3).
+    """The authors' train-split features as their card declares them (docs/protocol.md §8.2).
 
     The deltas are a `sequence` of {key, value}: `datasets` turns a Sequence of a dict into a dict of lists and
     stores it as `struct<key: list<string>, value: list<float>>`; rows give them as {"key": [...], "value": [...]}.
@@ -440,7 +440,7 @@ def train_features():
 def make_train_row(
     question: str, options: list[str], proactive_actions: list[str], ground_truth: str, image: Any, **confidence
 ) -> dict:
-    """One row in the authors' layout; the prompt is the reference's MCQA text (protocol §1.4)."""
+    """One row in the authors' layout; the prompt is the reference's MCQA text (docs/protocol.md §1.4)."""
     from proactivebench.prompts import multi_choice
 
     return {

@@ -4,7 +4,7 @@ The FiftyOne dataset is persistent and keyed by `frame_key` = "<sample_id>/<fram
 same inputs updates it in place (merge on that key) instead of adding copies. Frames are written once to an image
 cache (`<cache>/<safe name of the sample_id>/<frame_idx>.<ext>`, the stored bytes as they are) because the App serves files.
 
-With a results file (design §5), every run adds fields named after it (`<run>_turns`, `<run>_correct`,
+With a results file (docs/architecture.md §5), every run adds fields named after it (`<run>_turns`, `<run>_correct`,
 `<run>_stop_reason`, `<run>_num_turns`): a frame the model was shown carries one Classification per turn spent on
 it (label = what the model chose: proactive / abstain / category / none), and every frame of the episode carries
 how the episode ended, so the App can filter e.g. ROD episodes where a model abstained.
@@ -219,7 +219,8 @@ def read_runs(results: Path | str) -> list[RunTrace]:
         tables = {name for (name,) in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         missing = {"runs", "turns", "episodes"} - tables
         if missing:
-            raise BrowseError(f"results file {path} lacks the table(s) {', '.join(sorted(missing))} (design §5)")
+            raise BrowseError(f"results file {path} lacks the table(s) {', '.join(sorted(missing))} "
+                              "(docs/architecture.md §5)")
         runs = {
             run_id: RunTrace(run_id, model or "", backend or "", mode or "", bool(hint), ablation or "")
             for run_id, model, backend, mode, hint, ablation in connection.execute(

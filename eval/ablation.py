@@ -1,6 +1,6 @@
 """Ablations that rewrite an episode row before it is played (a registry: name → row transform).
 
-`invalid-suggestions` (the paper's Fig. 5 / Fig. 20, the reference's random mode, protocol §3.10): every
+`invalid-suggestions` (the paper's Fig. 5 / Fig. 20, the reference's random mode, docs/protocol.md §3.10): every
 proactive option is replaced by a suggestion from another scenario (e.g. "Rewind the video." on a sketch), and
 choosing any of them does what the reference does in random mode: a uniformly random action of the episode's
 own action space. In graph terms, per state and option a seeded draw picks one of the episode's own actions;
@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 from proactivebench.actions import ACTIONS, is_abstain, parse_action
 
-# Proactive suggestions per scenario, in the reference's wording (protocol §4).
+# Proactive suggestions per scenario, in the reference's wording (docs/protocol.md §4).
 SUGGESTIONS: dict[str, tuple[str, ...]] = {
     "occlusion": ("Move the red blocks to the left.", "Move the red blocks to the right."),
     "temporal_occlusion": ("Rewind the video.", "Wait for the occlusion to disappear."),

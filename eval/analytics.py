@@ -1,4 +1,4 @@
-"""The paper's tables and figures as DuckDB views over the results tables (design §5).
+"""The paper's tables and figures as DuckDB views over the results tables (docs/architecture.md §5).
 
 Every view is plain SQL, so a results file opened in the DuckDB CLI, a notebook or `report` answers the same
 queries. `create_views(con)` (re)creates them idempotently; docs/results_tables.md documents every column.
@@ -23,8 +23,8 @@ from proactivebench.sources import SOURCE_NAMES, SOURCES
 # the run label so old runs without the key group with new runs that record the default). Add a key here when a
 # new eval option changes what is measured; bookkeeping keys (batch size, shard, limit) must stay out.
 VARIANT_KEYS: dict[str, str] = {
-    "history": "false",  # conversation history (protocol §5.1)
-    "shots": "0",  # in-context examples (protocol §5.2)
+    "history": "false",  # conversation history (docs/protocol.md §5.1)
+    "shots": "0",  # in-context examples (docs/protocol.md §5.2)
     "cot": "false",  # shots with the chain-of-thought prefix (eval/fewshot.py)
     "reduce_shots": "false",  # shots reduced to first and last step
     "history_size": "224",  # history image short edge (only recorded with history)

@@ -1,4 +1,4 @@
-"""`proactivebench eval` and `proactivebench judge` (design §6)."""
+"""`proactivebench eval` and `proactivebench judge` (docs/architecture.md §6)."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def register(subparsers) -> None:
     parser.add_argument("--ablation", choices=tuple(ABLATIONS),
                         help="invalid-suggestions: proactive options replaced by other scenarios' (paper Fig. 5)")
     parser.add_argument("--seed", type=int, default=0, help="seed for baselines, sampling, OEG sample choice")
-    context = parser.add_argument_group("history and few-shot (mcqa; protocol §5)")
+    context = parser.add_argument_group("history and few-shot (mcqa; docs/protocol.md §5)")
     context.add_argument("--history", action="store_true",
                          help="keep every earlier turn (image, prompt, own answer) in a multi-turn chat")
     context.add_argument("--history-size", type=int, default=224, metavar="PX",
@@ -145,7 +145,7 @@ def register(subparsers) -> None:
         "judge",
         help="judge open-ended (oeg) answers with an LLM judge",
         description="Score every unjudged oeg answer in a results file with the paper's judge prompt and parser "
-        "(protocol §6.3-6.4). Resumable; the dataset is read from the run's record unless --dataset is given.",
+        "(docs/protocol.md §6.3-6.4). Resumable; the dataset is read from the run's record unless --dataset is given.",
     )
     judge.add_argument("--results", required=True, help="DuckDB results file with oeg runs")
     judge.add_argument("--judge", required=True, help=SPEC_HELP)

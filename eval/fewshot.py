@@ -1,4 +1,4 @@
-"""Few-shot in-context learning (`eval --shots K`, protocol §5.2), and the hook that puts the history and
+"""Few-shot in-context learning (`eval --shots K`, docs/protocol.md §5.2), and the hook that puts the history and
 few-shot modes into the runner (`prepare_context`).
 
 Shots. For an evaluated episode, K example episodes are drawn from the *other* rows of the same source in the
@@ -6,7 +6,8 @@ evaluated split (never the episode itself; --limit/--shard do not shrink the poo
 (seed, sample_id). Each example is shown as its full solved trajectory, stepped through the real engine so every
 example answer is one the parser accepts:
 
-- ROD (the reference, §5.2): one valid move chosen at random (seeded by (seed, example id)), then the category.
+- ROD (the reference, docs/protocol.md §5.2): one valid move chosen at random (seeded by (seed, example id)),
+  then the category.
 - MVP-N (the reference): the lowest-index valid move at every state until no move remains (the last, informative
   view), then the category.
 - the other five (our generalisation): the shortest sequence of valid moves (ties: the lowest option index) to a
@@ -48,8 +49,9 @@ from .history import HISTORY_SIZE, assistant_message, frame_image, history_turns
 
 DEFAULT_SHOT_SIZE = 224  # sources without an `icl_resize` of their own
 
-# CoT prefixes for the scenarios the reference gives none (§5.2 implements ROD and MVP-N only): the same three
-# sentences, "I cannot ... / <action> might ... / So, first, I need to <action> and then answer".
+# CoT prefixes for the scenarios the reference gives none (it implements ROD and MVP-N only,
+# docs/protocol.md §5.2): the same three sentences, "I cannot ... / <action> might ... / So, first, I need to
+# <action> and then answer".
 COT_PROMPTS: dict[str, str] = {
     "vsod": (
         "I cannot see what is hidden by the occlusion. Waiting for the occlusion to disappear or rewinding the video "

@@ -1,4 +1,4 @@
-"""Conversation-history mode (`eval --history`, protocol §5.1): every earlier turn stays in the chat.
+"""Conversation-history mode (`eval --history`, docs/protocol.md §5.1): every earlier turn stays in the chat.
 
 The request for turn t is a real multi-turn message list, oldest first:
 
@@ -7,7 +7,7 @@ The request for turn t is a real multi-turn message list, oldest first:
 
 with the model's own earlier outputs as the assistant turns (verbatim, as the engine recorded them). Every image
 in the conversation, the current one included, is resized to a `size` px short edge (default 224, the paper's
-setting for history runs, protocol §3.2's resize); size 0 keeps the frames as stored. Images are decoded lazily
+setting for history runs, docs/protocol.md §3.2's resize); size 0 keeps the frames as stored. Images are decoded lazily
 (callables), so the baselines, which read the episode instead of the pixels, never decode them.
 """
 
@@ -18,11 +18,11 @@ from typing import Any, Callable
 from .backends import Request
 from proactivebench.engine import decode_image
 
-HISTORY_SIZE = 224  # protocol §5.1: "all images were resized to a 224 px short edge"
+HISTORY_SIZE = 224  # docs/protocol.md §5.1: "all images were resized to a 224 px short edge"
 
 
 def resize_short_edge(image, size: int | None):
-    """The reference's resize (protocol §3.2): short edge to `size`, the other edge scaled and truncated."""
+    """The reference's resize (docs/protocol.md §3.2): short edge to `size`, the other edge scaled and truncated."""
     if not size:
         return image
     width, height = image.size
@@ -36,7 +36,7 @@ def frame_image(frames, index: int, size: int | None) -> Callable[[], Any]:
 
 
 def user_message(prompt: str) -> dict:
-    """A user turn: the image, then the text (the reference's single-turn order, protocol §1.5)."""
+    """A user turn: the image, then the text (the reference's single-turn order, docs/protocol.md §1.5)."""
     return {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]}
 
 

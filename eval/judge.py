@@ -1,8 +1,8 @@
-"""The open-ended-generation judge: the paper's prompt and parser, exactly (protocol §6.3–6.4).
+"""The open-ended-generation judge: the paper's prompt and parser, exactly (docs/protocol.md §6.3–6.4).
 
 Our rows carry `oeg_answers` already split into items and `oeg_proactive_count` (the paper's PREDICTION_THR),
 so the reference's `valid_answers.split(",")` becomes the item list; each item is cleaned as the reference
-cleans it (strip, every "." removed) and the list is inserted as a Python repr (quirk §10.11), not JSON.
+cleans it (strip, every "." removed) and the list is inserted as a Python repr (docs/protocol.md §10.11), not JSON.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def parse_judgment(raw: str, num_answers: int, proactive_count: int) -> Judgment
 
 # --- judging a results file ------------------------------------------------------------------------------------
 
-JUDGE_MAX_NEW_TOKENS = 2**15  # the reference's judge budget (protocol §7.2): thinking models need room
+JUDGE_MAX_NEW_TOKENS = 2**15  # the reference's judge budget (docs/protocol.md §7.2): thinking models need room
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The paper's MCQA metrics (protocol §3.8): acc = % of episodes correct; psr = mean accepted moves (a count)."""
+"""The paper's MCQA metrics (docs/protocol.md §3.8): acc = % of episodes correct; psr = mean accepted moves."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The results store: one DuckDB file with the tables of design §5 (a contract; views are added by analytics)."""
+"""The results store: one DuckDB file with the tables of docs/architecture.md §5 (a contract; views: analytics)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,7 @@ from .scheduler import CommitPolicy, drive
 log = logging.getLogger(__name__)
 
 STOP_GENERATED = "generated"  # an OEG episode: one open-ended answer, judged later
-OEG_DEFAULT_LIMIT = 100  # the paper's OEG evaluates 100 random samples per scenario (protocol §7.2)
+OEG_DEFAULT_LIMIT = 100  # the paper's OEG evaluates 100 random samples per scenario (docs/protocol.md §7.2)
 # Backend options that change nothing in the outputs: left out of the run id, so a resume may change them.
 OPERATIONAL_OPTIONS = ("concurrency", "timeout", "max_retries", "base_url", "api_key")
 
@@ -60,7 +60,7 @@ def request_for(episode, observation) -> Request:
     )
 
 
-# --- OEG: one open-ended turn (protocol §6.1) ----------------------------------------------------------------
+# --- OEG: one open-ended turn (docs/protocol.md §6.1) ----------------------------------------------------------------
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Proactive actions and the reference's substring map from option text to action (protocol §2, §3.6)."""
+"""Proactive actions and the reference's substring map from option text to action (docs/protocol.md §2, §3.6)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def parse_action(option_text: str, action_space: tuple[str, ...]) -> str | None:
     """The action an option asks for, within a scenario's action space; None when no key matches.
 
     Unlike the reference, a second matching key is not an error (it crashed QuickDraw options such as
-    "Add more details to the drawing.", protocol §10.9): the first key in map order wins.
+    "Add more details to the drawing.", docs/protocol.md §10.9): the first key in map order wins.
     """
     lowered = option_text.lower()
     for key, action in ACTION_MAP.items():

@@ -1,6 +1,6 @@
 """The generic episode engine: one class steps every scenario from the state graph stored in the row.
 
-Semantics (protocol §3.5): at a state the prompt letters the shown options, then the categories. A correct
+Semantics (docs/protocol.md §3.5): at a state the prompt letters the shown options, then the categories. A correct
 category ends the episode correct where the state accepts an answer; a shown option with a move goes on;
 anything else ends it wrong; the turn budget ends it too, after the turn is recorded.
 """
@@ -143,7 +143,7 @@ class Episode:
         )
 
     def oeg_prompt(self, generic_hint: bool = False) -> str:
-        """The open-ended prompt: first state's question, no options (protocol §6.1)."""
+        """The open-ended prompt: first state's question, no options (docs/protocol.md §6.1)."""
         return oeg_prompt(self.row["question"], self.row.get("pre_prompt") or "", generic_hint)
 
     # --- stepping ---------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ class Episode:
         )
         self.turns.append(turn)
         if not stop and len(self.turns) >= self.max_turns:
-            stop = STOP_MAX_TURNS  # after recording: the last move is logged but not taken (§10.3)
+            stop = STOP_MAX_TURNS  # after recording: the last move is logged but not taken (docs/protocol.md §10.3)
         if stop:
             self._finish(stop)
         else:

@@ -1,6 +1,6 @@
-"""Answer parsing exactly as the paper's reference (protocol §3.3–3.4), plus an opt-in lenient parser.
+"""Answer parsing exactly as the paper's reference (docs/protocol.md §3.3–3.4), plus an opt-in lenient parser.
 
-The paper parser reproduces the reference's quirks on purpose (protocol §10.2): the trailing period is
+The paper parser reproduces the reference's quirks on purpose (docs/protocol.md §10.2): the trailing period is
 required for full-text matches, and a greedy regex strips everything up to the last "<capital>." on the
 first line, so "BED." and "The answer is B." both parse to nothing.
 """

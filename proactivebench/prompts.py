@@ -1,4 +1,4 @@
-"""Prompt texts, byte-exact with the reference (protocol §1.4, §3.2, §6.1)."""
+"""Prompt texts, byte-exact with the reference (docs/protocol.md §1.4, §3.2, §6.1)."""
 
 from __future__ import annotations
 

@@ -44,7 +44,7 @@ def annotations(raw: Path, folder: str) -> dict:
 
 
 def reference_view(meta: dict, hs: float, vs: float) -> tuple[float, float, float, float]:
-    """The reference's crop transform, written out from protocol §4.7."""
+    """The reference's crop transform, written out from docs/protocol.md §4.7."""
     c, d = meta["crop"], meta["direction"]
     top = c["top"] - vs if ("up" in d or "zoom" in d) else c["top"]
     left = c["left"] - hs if ("left" in d or "zoom" in d) else c["left"]
@@ -268,7 +268,7 @@ def test_missing_annotation_file(copy, tmp_path):
 
 
 def test_plans_for_every_direction_keep_the_reference_geometry():
-    """Each direction on a mid-image box: the start view is low-IoU, the last one holds the box (protocol §4.7)."""
+    """Each direction on a mid-image box: the start view is low-IoU, the last holds the box (docs/protocol.md §4.7)."""
     import random
 
     box = (200, 150, 420, 330)

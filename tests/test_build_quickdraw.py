@@ -191,7 +191,8 @@ def test_malformed_line_is_skipped_and_reported(broken, built, tmp_path):
 
 
 def test_option_pools_parse_like_the_reference():
-    """[paper] 13 proactive options; the reference's parser asserts on two DETAILS keys in one option (§10.9)."""
+    """[paper] 13 proactive options; the reference asserts on two DETAILS keys in an option
+    (docs/protocol.md §10.9)."""
     from proactivebench.actions import is_abstain, parse_action
 
     assert len(set(quickdraw.PROACTIVE)) == 13

@@ -1,8 +1,8 @@
 """ChangeIt's OEG answer list as the paper's judge saw it: the reference's first call, duplicates included.
 
 When rewinding is possible at the first frame, the state-0 correct options keep "Rewind the video." and the
-reference's `get_open_ended_gen_answers` appends it again (protocol §4.6, §6.2); the judge prompt and the parse of
-its 0/1 list both use that first-call list.
+reference's `get_open_ended_gen_answers` appends it again (docs/protocol.md §4.6, §6.2); the judge prompt and the
+parse of its 0/1 list both use that first-call list.
 """
 
 import itertools
@@ -20,7 +20,7 @@ ABSTAIN, WAIT, REWIND = "I cannot answer this question.", "Wait for the object t
 
 
 def reference_first_call(options, first_image, step, num_images, answer):
-    """The reference's first `get_open_ended_gen_answers()` on a fresh ChangeIt environment (protocol §4.6),
+    """The reference's first `get_open_ended_gen_answers()` on a fresh ChangeIt environment (docs/protocol.md §4.6),
     restated: the non-abstain options, pruned for frame `first_image` on a copy (Rewind when it cannot rewind, else
     the first "Wait for the" option when it cannot wait), then "Rewind the video." appended."""
     correct = [o for o in options if "cannot" not in o.lower() and "do not" not in o.lower()]
@@ -70,7 +70,7 @@ def test_judge_prompt_and_parse_use_the_duplicate(rewind_at_start):
     assert row["oeg_proactive_count"] == 2  # the paper's PREDICTION_THR for CIT
 
     messages = judge_messages(Episode(row).oeg_prompt(), row["oeg_answers"], "GEN")
-    # Byte for byte what the reference's get_oeg_judge_messages renders (protocol §6.3) for this sample.
+    # Byte for byte what the reference's get_oeg_judge_messages renders (docs/protocol.md §6.3) for this sample.
     assert messages == [
         {"content": SYSTEM_PROMPT, "role": "system"},
         {

@@ -81,7 +81,7 @@ def citation_problems(strict: bool = True) -> tuple[list[str], int]:
 
 
 def test_every_cited_section_exists():
-    problems, count = citation_problems(strict=False)
+    problems, count = citation_problems()
     assert count > 0, "no docs/<file>.md § citation found: is the scan looking at the repository?"
     assert not problems, "\n".join(problems)
 

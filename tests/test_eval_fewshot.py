@@ -1,4 +1,4 @@
-"""`eval --shots K` (protocol §5.2): trajectories for all seven sources, the exact 3-shot message structure,
+"""`eval --shots K` (docs/protocol.md §5.2): trajectories for all seven sources, the exact 3-shot message structure,
 the shot never being the evaluated episode, short pools, resume, oracle sanity, the report table, tiny LLaVA."""
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def _config(dataset, **kwargs):
 
 
 def test_trajectories_solve_every_source(imported_rows):
-    """ROD: one random move then the category (§5.2); MVP-N: every rotation then the category; the others
-    walk to their reference frame; all are stepped through the engine, never loop, fit the budget."""
+    """ROD: one random move then the category (docs/protocol.md §5.2); MVP-N: every rotation then the category;
+    the others walk to their reference frame; all are stepped through the engine, never loop, fit the budget."""
     for sample_id, row in imported_rows.items():
         steps = solved_trajectory(row, seed=0)
         assert 1 <= len(steps) <= row["max_turns"] and steps[-1].answer == row["answer"], sample_id

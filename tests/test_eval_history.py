@@ -1,4 +1,4 @@
-"""`eval --history` (protocol §5.1): the exact multi-turn message list, resizing, resume, oracle sanity, tiny LLaVA."""
+"""`eval --history` (docs/protocol.md §5.1): the exact multi-turn messages, resizing, resume, oracle, tiny LLaVA."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from proactivebench.eval.runner import EvalConfig, run_eval
 
 
 def test_system_prompt_is_the_papers():
-    # sha256 of the protocol §6.3 text (checked byte for byte against it when written).
+    # sha256 of the docs/protocol.md §6.3 text (checked byte for byte against it when written).
     assert hashlib.sha256(SYSTEM_PROMPT.encode()).hexdigest()[:16] == "06f2664bc2ef9bb0"
     assert [c for c in SYSTEM_PROMPT if ord(c) > 127] == ["\u2019"]
     assert SYSTEM_PROMPT.startswith("You are an automatic evaluation system.\n\n")
@@ -55,7 +55,7 @@ def test_judge_messages_render_as_the_reference():
     ],
 )
 def test_parse_judgment_vsod_table(raw, expected):
-    verdict = parse_judgment(raw, num_answers=4, proactive_count=3)  # VSOD: 4 items, THR 3 (protocol §6.4)
+    verdict = parse_judgment(raw, num_answers=4, proactive_count=3)  # VSOD: 4 items, THR 3 (docs/protocol.md §6.4)
     assert (verdict.proactive_suggestion, verdict.category_prediction, verdict.aggregate) == expected
 
 

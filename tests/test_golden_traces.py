@@ -1,4 +1,4 @@
-"""Protocol §12's golden traces, reproduced through import → engine: correctness, turn counts, images shown."""
+"""The golden traces of docs/protocol.md §12 through import → engine: correctness, turn counts, images shown."""
 
 import io
 

@@ -58,7 +58,7 @@ def test_reward_on_hand_written_completions(examples):
 
 def test_shown_but_invalid_move_and_the_last_state(examples):
     last = examples[QD][-1]
-    assert last["state"] == 2  # the last drawing still shows the option, without a move (protocol §4.5)
+    assert last["state"] == 2  # the last drawing still shows the option, without a move (docs/protocol.md §4.5)
     assert _reward(examples, QD, 2, ["B", MORE, "E"]) == [0.0, 0.0, 1.0]
     assert score(json.loads(last["episode"]), 2, "B").kind == "invalid_option"
 

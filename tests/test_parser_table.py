@@ -1,4 +1,4 @@
-"""Protocol §3.4's parser table, row by row, through the engine on the QuickDraw state it was verified on."""
+"""The parser table of docs/protocol.md §3.4, row by row, through the engine on the QuickDraw state of the table."""
 
 import pytest
 

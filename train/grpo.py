@@ -1,6 +1,6 @@
 """GRPO on the train split with TRL: single-turn examples, a reward through the evaluator's own engine, LoRA.
 
-The paper (protocol §8.2) trains on ~27k single-turn examples, ambiguous and unambiguous frames alike, with
+The paper (docs/protocol.md §8.2) trains on ~27k single-turn examples, ambiguous and unambiguous frames alike, with
 8 rollouts per prompt and the reward 1 for the correct category, r_p ∈ {0.5, 0.75, 1.0} for a valid proactive
 suggestion, 0 otherwise; LoRA r 16, α 16, dropout 0.1 on q_proj and k_proj; lr 2e-5, cosine, 1 epoch.
 
@@ -212,7 +212,7 @@ def load_episodes(dataset: str | Path, split: str = "train", sources: Sequence[s
 
 @dataclass
 class GRPOSettings:
-    """Defaults are the paper's (protocol §8.2) where it gives them."""
+    """Defaults are the paper's (docs/protocol.md §8.2) where it gives them."""
 
     proactive_reward: float = 0.5
     parser: str = "paper"

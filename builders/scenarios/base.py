@@ -1,6 +1,6 @@
 """What every scenario module provides, and the generic walk that turns one entry into an episode.
 
-An `Entry` is the authors' jsonl record (protocol §1.7). Builders of the raw sources produce the same
+An `Entry` is the authors' jsonl record (docs/protocol.md §1.7). Builders of the raw sources produce the same
 entries, with image paths relative to the raw folder, so the importer and the builders share everything
 below and differ only in where the frame bytes come from (`FrameReader`).
 
@@ -156,7 +156,7 @@ class Scenario:
         raise NotImplementedError
 
     def oeg_string(self, entry: Entry) -> str:
-        """The reference's comma-separated valid open-ended answers (protocol §6.2)."""
+        """The reference's comma-separated valid open-ended answers (docs/protocol.md §6.2)."""
         raise NotImplementedError
 
     def meta(self, entry: Entry) -> dict[str, Any]:
@@ -178,7 +178,7 @@ class Scenario:
 
 
 class LinearScenario(Scenario):
-    """A fixed sequence, one step per valid move; the last turn still shows the move but has none (§10.4).
+    """A fixed sequence, one step per valid move; the last turn shows the move but has none (docs/protocol.md §10.4).
 
     MVP-N, ImageNet-C and QuickDraw differ only in which frame a turn shows and which options are valid moves.
     """
@@ -211,7 +211,7 @@ def strip_periods(text: str) -> str:
 
 
 def oeg_items(oeg_string: str) -> list[str]:
-    """Split exactly as the judge does (protocol §6.3): on commas, stripped, periods removed, blanks dropped."""
+    """Split as the judge does (docs/protocol.md §6.3): on commas, stripped, periods removed, blanks dropped."""
     return [item.strip().replace(".", "") for item in oeg_string.split(",") if item.strip()]
 
 

@@ -1,4 +1,4 @@
-"""ChangeIt (temporal): rewind / wait by a step size, no wrap; the impossible direction is not shown (§4.6)."""
+"""ChangeIt (temporal): rewind / wait by a step, no wrap; the impossible way is not shown (docs/protocol.md §4.6)."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ class ChangeItScenario(Scenario):
         first = self.pruned(entry, entry.first_image, self.non_abstain(entry))
         # The reference's first call appends Rewind to the state-0 correct options, which keep their own Rewind
         # when rewinding is possible there: the judge then sees (and parses) Rewind twice, the second copy among
-        # the items past the threshold (protocol §4.6, §6.2). Later calls grow that list (§10.10); the judge
-        # prompt used the first, so that one is kept.
+        # the items past the threshold (docs/protocol.md §4.6, §6.2). Later calls grow that list
+        # (docs/protocol.md §10.10); the judge prompt used the first, so that one is kept.
         answers = [entry.options[i] for i in first] + [REWIND]
         return ",".join(strip_periods(x) for x in answers + [entry.answer]) + "."

@@ -1,4 +1,4 @@
-"""COCO (camera movement): a low-IoU crop that grows towards a direction; every reachable crop is a frame (§4.7)."""
+"""COCO (camera movement): a crop grows towards a direction; each reachable crop is a frame (docs/protocol.md §4.7)."""
 
 from __future__ import annotations
 

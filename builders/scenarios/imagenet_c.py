@@ -1,4 +1,4 @@
-"""ImageNet-C (image quality): severity goes down one level per valid fix; only `quality_answer` is valid (§4.4)."""
+"""ImageNet-C (image quality): a level less per valid fix; only `quality_answer` is valid (docs/protocol.md §4.4)."""
 
 from __future__ import annotations
 

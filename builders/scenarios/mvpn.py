@@ -1,4 +1,4 @@
-"""MVP-N (viewpoint): rotate through the valid views; the informative view is shown on the last turn (§4.3)."""
+"""MVP-N (viewpoint): rotate through the valid views; the informative view on the last turn (docs/protocol.md §4.3)."""
 
 from __future__ import annotations
 

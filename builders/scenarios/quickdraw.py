@@ -1,4 +1,4 @@
-"""QuickDraw (details): the drawing gains strokes with each valid request; no move on the last turn (§4.5)."""
+"""QuickDraw (details): more strokes per valid request; no move on the last turn (docs/protocol.md §4.5)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
-"""ROD (occlusion): a 14-frame occluder sweep, circular, no answer accepted at the first turn (protocol §4.1)."""
+"""ROD (occlusion): a 14-frame occluder sweep, circular, no answer on the first turn (docs/protocol.md §4.1)."""
 
 from __future__ import annotations
 
 from .base import Entry, FrameRef, Scenario, StateSpec
 
-# The one frame of ROD that is missing from the source; the reference shows a neighbour instead (§4.1).
+# The one ROD frame missing from the source; the reference shows a neighbour instead (docs/protocol.md §4.1).
 MISSING_FRAME = "natural_bluebl_greenr-banana-s6"
 
 

@@ -1,4 +1,4 @@
-"""VSOD (temporal occlusion): video frames, rewind / wait, circular (protocol §4.2)."""
+"""VSOD (temporal occlusion): video frames, rewind / wait, circular (docs/protocol.md §4.2)."""
 
 from __future__ import annotations
 

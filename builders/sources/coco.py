@@ -12,7 +12,7 @@ runs past the image border is clipped to it, as COCO loaders do (torchvision's c
 and flagged `bbox_clipped` in `meta`; a box left empty by the clip lies outside the image and is dropped the same
 way. A malformed record (a bbox that is not four numbers, an image without a size) stays bad input. Per image the seed
 picks a granularity g in 3..5 and the first feasible direction in a shuffled list of the 9 (4 cardinal, 4
-diagonal, zoom). The crop plan follows the reference's conventions (protocol §4.7): for a move direction the
+diagonal, zoom). The crop plan follows the reference's conventions (docs/protocol.md §4.7): for a move direction the
 crop starts with only VISIBLE of the object's extent along each moving axis inside the view (the rest lies
 beyond the edge the camera must move towards) and after g-1 moves per axis it holds the whole object with a
 margin; for zoom it starts inside the object and after g zooms holds it with a margin. All crop values and steps

@@ -1,4 +1,4 @@
-"""ImageNet-C from its archives → image-quality episodes (protocol §4.4).
+"""ImageNet-C from its archives → image-quality episodes (docs/protocol.md §4.4).
 
 Native layout (hendrycks/robustness): each of noise/blur/weather/digital/extra.tar unpacks to
 `<corruption>/<severity 1..5>/<wnid>/ILSVRC2012_val_XXXXXXXX.JPEG`. `--raw-dir` is the folder holding the

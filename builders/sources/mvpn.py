@@ -1,4 +1,4 @@
-"""MVP-N from its `data.zip` → viewpoint episodes (protocol §4.3).
+"""MVP-N from its `data.zip` → viewpoint episodes (docs/protocol.md §4.3).
 
 Native layout (SMNUResearch/MVP-N `dataset/*.py`): `data/{train,valid,test}/<class 0000..0043>/<set_id>/*.png`,
 one folder per multi-view set, each view's informativeness in its name, `<...>_<0|1>.png` (1 = informative),

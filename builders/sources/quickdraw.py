@@ -54,7 +54,7 @@ QUESTIONS = (
     "What thing is illustrated in this sketch?",
 )
 # [paper] 13 proactive options; each holds exactly one of the reference's DETAILS keys (details, quickdraw,
-# drawing, sketch), because the reference's parser asserts on two (protocol §10.9).
+# drawing, sketch), because the reference's parser asserts on two (docs/protocol.md §10.9).
 PROACTIVE = (
     "Make this drawing more complete.",
     "Add more strokes to the drawing.",

@@ -1,4 +1,4 @@
-"""ROD (Realistic Occlusion Dataset) from its Hugging Face download → occlusion episodes (protocol §4.1).
+"""ROD (Realistic Occlusion Dataset) from its Hugging Face download → occlusion episodes (docs/protocol.md §4.1).
 
 Native layout (`arielnlee/Realistic-Occlusion-Dataset`): `rod_0.tar.gz` and `rod_1.tar.gz`, whose image members
 are named `<tag>-<class>-s<step>.<ext>`, step 0..13 the occluder's position, e.g.

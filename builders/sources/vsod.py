@@ -1,4 +1,4 @@
-"""VSOD (OcclusionDataSet-MM20) from its download → temporal-occlusion episodes (protocol §4.2).
+"""VSOD (OcclusionDataSet-MM20) from its download → temporal-occlusion episodes (docs/protocol.md §4.2).
 
 Native layout (ICASSP22 `test.py`): `OcclusionDataSet-MM20/Data/<split>/<video>/<frame>.jpg` with one PASCAL-VOC
 XML per frame in `Annotations/<split>/<video>/<frame>.xml`; an XML with an `<object>` marks an occluded frame
@@ -7,7 +7,8 @@ and its boxes the occluder. `--raw-dir` is the folder holding `OcclusionDataSet-
 One video = one episode over all its frames (rewind / wait move one frame, wrapping around). It starts on the
 frame whose occluder boxes cover the largest share of the picture (the paper starts "fully occluded"); the
 reference is the nearest frame without occluder. A video whose largest cover is under `STRONG_COVER` is a weak
-occlusion, which the reference loader drops (§1.2): it is dropped here too, with its cover in the report.
+occlusion, which the reference loader drops (docs/protocol.md §1.2): it is dropped here too, with its cover in the
+report.
 
 The questions (speaker name, number of people, event type) are ProactiveBench's own additions: the raw data
 has no identity labels. They come from a labels file the user provides, `labels.csv` in the top folder or in

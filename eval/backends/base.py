@@ -50,7 +50,7 @@ class Generation:
 
 
 def single_turn(prompt: str, images: Sequence[ImageSource] = (), context: Any = None, key: str = "") -> Request:
-    """One user message: the images first, then the text (the reference's conversation order, protocol §1.5)."""
+    """One user message: the images first, then the text (the reference's order, docs/protocol.md §1.5)."""
     content = [{"type": "image"} for _ in images] + [{"type": "text", "text": prompt}]
     return Request([{"role": "user", "content": content}], list(images), context, key)
 

@@ -1,6 +1,6 @@
 """A tiny release in the authors' format (jsonl + image folders), for tests, the demo and trying `import-official`.
 
-The entries are the synthetic ones of the protocol's golden traces (§12), so their behaviour is known.
+The entries are the synthetic ones of the golden traces of docs/protocol.md §12, so their behaviour is known.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ COCO_CROP = {"top": 100, "left": 50, "height": 300, "width": 400}
 
 
 def golden_entries() -> dict[str, list[dict[str, Any]]]:
-    """The synthetic entries of protocol §12, keyed by our source names."""
+    """The synthetic entries of docs/protocol.md §12, keyed by our source names."""
     common = {"prompt": "What is the object in the image?"}
     return {
         "rod": [

@@ -1,5 +1,6 @@
-"""Tiny random-weight vision-language models for tests and the demo (design §7): built from a config in seconds, saved to a
-folder that `from_pretrained`, the `hf:` backend and `transformers serve` load like any Hub checkpoint.
+"""Tiny random-weight vision-language models for tests and the demo (docs/architecture.md §7): built from a config in
+seconds, saved to a folder that `from_pretrained`, the `hf:` backend and `transformers serve` load like any Hub
+checkpoint.
 
 Two architectures, because the paper's roster is mostly Qwen2.5-VL / LLaVA-style:
 - `build_tiny_llava(out)`: LlavaForConditionalGeneration (CLIP vision hidden 32, 1 layer + Llama hidden 64,
