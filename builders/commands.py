@@ -1,4 +1,4 @@
-"""Subcommands of the builders stage."""
+"""Subcommands of the builders stage: build, import-official."""
 
 from __future__ import annotations
 
@@ -59,23 +59,10 @@ def run_import_official(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- sample-data and build: the raw-source builders ----------------------------------------------------------
+# --- build: the raw-source builders ----------------------------------------------------------
 
 
 def register_raw_builders(subparsers: argparse._SubParsersAction) -> None:
-    sample = subparsers.add_parser(
-        "sample-data",
-        help="write a small sample of every source in its native download layout",
-        description="Write OUT/<source>/ for each source, laid out exactly as the source's download unpacks "
-        "(folders, file names, annotation formats), with small generated pictures. `proactivebench build SOURCE "
-        "--raw-dir OUT/<source>` builds it.",
-    )
-    sample.add_argument("out", type=Path, metavar="OUT", help="output folder")
-    sample.add_argument("--sources", nargs="+", choices=SOURCE_NAMES, help="only these sources (default: all)")
-    sample.add_argument("--per-source", type=int, default=4, metavar="N", help="episodes per source (default 4)")
-    sample.add_argument("--seed", type=int, default=0, help="seed of the generated pictures (default 0)")
-    sample.set_defaults(func=run_sample_data)
-
     build = subparsers.add_parser(
         "build",
         help="build one source's episodes from its native download",
@@ -95,15 +82,6 @@ def register_raw_builders(subparsers: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--limit", type=int, metavar="N", help="build only the first N items")
     build.set_defaults(func=run_build)
-
-
-def run_sample_data(args: argparse.Namespace) -> int:
-    from proactivebench.samples.native import write_sample_data
-
-    written = write_sample_data(args.out, args.sources, args.per_source, args.seed)
-    for source, folder in written.items():
-        print(f"{source:>11}: {folder}")
-    return 0
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -13,7 +13,8 @@ import sys
 
 # Order = order in `--help`.
 COMMAND_MODULES = (
-    "proactivebench.builders.commands",  # sample-data, build, import-official
+    "proactivebench.samples.commands",  # sample-data
+    "proactivebench.builders.commands",  # build, import-official
     "proactivebench.curation.commands",  # curate first-turn / filter, publish
     "proactivebench.eval.commands",  # eval, judge
     "proactivebench.eval.report_commands",  # report
