@@ -41,7 +41,7 @@ def _backend_options(args) -> dict:
 
 
 def _eval(args) -> int:
-    from .results import export_parquet
+    from .results import check_export_dir, export_parquet
     from .ranks import Ranks
     from .runner import EvalConfig, parse_shard, run_eval
 
@@ -53,6 +53,8 @@ def _eval(args) -> int:
         history_size=args.history_size, shots=args.shots, cot=args.cot, reduce_shots=args.reduce_shots,
         shot_size=args.shot_size,
     )
+    if args.export_parquet:  # refused before the run, not after it
+        check_export_dir(args.export_parquet)
     summary = run_eval(config, args.results, progress=not args.no_progress)
     ranks = Ranks.from_env()
     if not ranks.main:  # under torchrun: rank 0 reports the merged run

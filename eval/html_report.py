@@ -17,9 +17,7 @@ import base64
 import hashlib
 import io
 import json
-import os
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -27,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from proactivebench import store
+from proactivebench.safe_files import atomic_write_text
 from proactivebench.sources import SOURCE_NAMES, SOURCES
 
 from .analytics import ANSWER_KINDS, public_views
@@ -254,24 +253,28 @@ def render(data: dict[str, Any]) -> str:
     return template.replace("__GENERATOR__", GENERATOR).replace("__DATA__", blob)
 
 
-def write_html(con, out: Path | str, dataset: Path | str | None = None, results_name: str = "",
-               options: ReportOptions = ReportOptions()) -> Path:
-    """Build and write the page atomically; an existing file is replaced only if it is a page we wrote."""
+def check_html_target(out: Path | str) -> Path:
+    """Refuse (one line) an --html path that is a folder or a file this tool did not write (a page we wrote
+    carries GENERATOR in its head); called before any work, and again right before the write."""
     out = Path(out)
     if out.is_dir():
         raise ReportError(f"--html {out} is a folder; give a file name such as report.html")
-    if out.exists():
-        with open(out, "rb") as handle:
-            head = handle.read(4096)
+    if out.exists() or out.is_symlink():
+        try:
+            with open(out, "rb") as handle:
+                head = handle.read(4096)
+        except OSError as error:
+            raise ReportError(f"--html {out}: cannot read it ({error.strerror})") from None
         if f'content="{GENERATOR}"'.encode() not in head:
             raise ReportError(f"--html {out} exists and is not a page written by `{GENERATOR}`; not overwriting it")
+    return out
+
+
+def write_html(con, out: Path | str, dataset: Path | str | None = None, results_name: str = "",
+               options: ReportOptions = ReportOptions()) -> Path:
+    """Build and write the page atomically; an existing file is replaced only if it is a page we wrote."""
+    out = check_html_target(out)
     text = render(build_data(con, dataset, results_name, options))
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, out)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    atomic_write_text(out, text)
     return out

@@ -4,17 +4,17 @@ Rules: a run keeps its first `runs` row; an episode (run, sample) its first comp
 copy's turns (turns of cut-off episodes, which have no `episodes` row, are left behind: a resume reruns them);
 a judgment (run, sample, judge) its first copy. So merging is idempotent and a file given twice adds nothing.
 Every input is checked against the results schema first; the output is built in a temporary file next to it
-and moved into place, so a failed merge leaves nothing half-written, and an existing `--out` is only ever
+and moved into place (safe_files.atomic_file), so a failed merge leaves nothing half-written, and an existing `--out` is only ever
 extended, and only when asked (`update=True`).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from proactivebench.safe_files import atomic_file
 
 from .results import SCHEMA_SQL, connect
 
@@ -114,40 +114,46 @@ def merge_files(inputs: list[str | Path], out: str | Path, update: bool = False)
     if out.exists() and not out.is_file():
         raise ValueError(f"{out} is not a file")
     out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     expected = expected_schema()
+    # Built in the one safe writer's temporary sibling (proactivebench/safe_files.py): `out` changes only when
+    # every input merged; DuckDB's own `<temporary>.wal` beside it goes with it.
+    with atomic_file(out) as temporary:
+        try:
+            return _merge_into(temporary, out, paths, expected)
+        finally:
+            temporary.with_name(temporary.name + ".wal").unlink(missing_ok=True)
+
+
+def _merge_into(temporary: Path, out: Path, paths: list[Path], expected: dict) -> MergeReport:
+    import duckdb
+
+    if out.exists():
+        shutil.copyfile(out, temporary)
+        wal = out.with_name(out.name + ".wal")
+        if wal.exists():
+            shutil.copyfile(wal, temporary.with_name(temporary.name + ".wal"))
+    try:
+        connection = connect(temporary) if not out.exists() else duckdb.connect(str(temporary))
+    except duckdb.Error as error:
+        raise ValueError(f"{out}: cannot open as a DuckDB results file ({str(error).splitlines()[0]})") from None
     try:
         if out.exists():
-            shutil.copyfile(out, temporary)
-            wal = out.with_name(out.name + ".wal")
-            if wal.exists():
-                shutil.copyfile(wal, temporary.with_name(temporary.name + ".wal"))
-        try:
-            connection = connect(temporary) if not out.exists() else duckdb.connect(str(temporary))
-        except duckdb.Error as error:
-            raise ValueError(f"{out}: cannot open as a DuckDB results file ({str(error).splitlines()[0]})") from None
-        try:
-            if out.exists():
-                check_schema(connection, None, out, expected)
-            added = 0
-            for i, path in enumerate(paths):
-                alias = f"src{i}"
-                try:
-                    connection.execute(f"ATTACH {_quote(path.resolve())} AS {alias} (READ_ONLY)")
-                except duckdb.Error as error:
-                    raise ValueError(f"{path}: cannot open as a DuckDB results file ({str(error).splitlines()[0]})") from None
-                check_schema(connection, alias, path, expected)
-                added += _merge_one(connection, alias)
-                connection.execute(f"DETACH {alias}")
-            from .analytics import create_views
+            check_schema(connection, None, out, expected)
+        added = 0
+        for i, path in enumerate(paths):
+            alias = f"src{i}"
+            try:
+                connection.execute(f"ATTACH {_quote(path.resolve())} AS {alias} (READ_ONLY)")
+            except duckdb.Error as error:
+                raise ValueError(f"{path}: cannot open as a DuckDB results file ({str(error).splitlines()[0]})") from None
+            check_schema(connection, alias, path, expected)
+            added += _merge_one(connection, alias)
+            connection.execute(f"DETACH {alias}")
+        from .analytics import create_views
 
-            create_views(connection)
-            runs, episodes = (connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "episodes"))
-            connection.execute("CHECKPOINT")
-        finally:
-            connection.close()
-        os.replace(temporary, out)
-        return MergeReport(out, len(paths), runs, episodes, added)
+        create_views(connection)
+        runs, episodes = (connection.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("runs", "episodes"))
+        connection.execute("CHECKPOINT")
     finally:
-        for leftover in (temporary, temporary.with_name(temporary.name + ".wal")):
-            leftover.unlink(missing_ok=True)
+        connection.close()
+    return MergeReport(out, len(paths), runs, episodes, added)

@@ -11,7 +11,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from proactivebench.safe_files import atomic_file
+from proactivebench.safe_files import OutputFolder
 from proactivebench.sources import SOURCE_NAMES
 
 from .analytics import ANSWER_KINDS, source_label
@@ -135,18 +135,32 @@ PLOTS: dict[str, Callable] = {
 }
 
 
-def write_plots(con, out_dir: str | Path) -> list[Path]:
-    """Write every plot whose view has rows as <out_dir>/<name>.png (atomically); return the written paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+def plot_files(out_dir: str | Path) -> list[Path]:
+    return [Path(out_dir) / f"{name}.png" for name in PLOTS]
+
+
+def check_plot_dir(out_dir: str | Path, inputs: dict | None = None) -> None:
+    """Refuse (one line) a --plot folder this tool may not write into, before any work: a folder of the user's
+    (no manifest) or a PNG there it did not write (docs/architecture.md §2: the one safe writer)."""
+    OutputFolder.check(out_dir, "--plot", inputs).check_replaceable(plot_files(out_dir))
+
+
+def write_plots(con, out_dir: str | Path, inputs: dict | None = None) -> list[Path]:
+    """Write every plot whose view has rows as <out_dir>/<name>.png (atomically, listed in the folder's manifest);
+    a figure of an earlier report whose view is now empty is removed, so no stale figure stays. Return the paths."""
+    check_plot_dir(out_dir, inputs)
+    folder = OutputFolder.claim(out_dir, "--plot", inputs)
     written = []
-    for name, build in PLOTS.items():
-        fig = build(con)
-        if fig is None:
-            log.info("plot %s: no rows, skipped", name)
-            continue
-        target = out_dir / f"{name}.png"
-        with atomic_file(target) as temporary:
-            fig.savefig(temporary, format="png")
-        written.append(target)
+    try:
+        for name, build in PLOTS.items():
+            fig = build(con)
+            if fig is None:
+                log.info("plot %s: no rows, skipped", name)
+                folder.remove(f"{name}.png")
+                continue
+            with folder.member(f"{name}.png") as temporary:
+                fig.savefig(temporary, format="png")
+            written.append(folder.root / f"{name}.png")
+    finally:
+        folder.undo_claim()
     return written

@@ -71,6 +71,7 @@ def run_report(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .analytics import open_results, save_views
 
+    _check_outputs(args)
     if args.save_views:
         save_views(args.results)
     con = open_results(args.results, args.predictions, args.threshold)
@@ -92,7 +93,7 @@ def _report(args: argparse.Namespace) -> int:
         if args.plot:
             from .plots import write_plots
 
-            for path in write_plots(con, args.plot):
+            for path in write_plots(con, args.plot, {"--predictions": args.predictions, "--dataset": args.dataset}):
                 print(f"wrote {path}", file=sys.stderr)
         if args.html:
             from .html_report import ReportOptions, write_html
@@ -104,6 +105,18 @@ def _report(args: argparse.Namespace) -> int:
     finally:
         con.close()
     return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every output refused before any work: a --plot folder or --html file this tool did not write."""
+    if args.plot:
+        from .plots import check_plot_dir
+
+        check_plot_dir(args.plot, {"--predictions": args.predictions, "--dataset": args.dataset})
+    if args.html:
+        from .html_report import check_html_target
+
+        check_html_target(args.html)
 
 
 def table1_with_intervals(con, frame, resamples: int, seed: int):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from proactivebench.safe_files import atomic_file
+from proactivebench.safe_files import OutputFolder
 
 from proactivebench.engine import STOP_ERROR
 
@@ -229,21 +229,31 @@ class JudgmentWriter:
             raise
 
 
+EXPORT_TABLES = ("runs", "turns", "episodes", "judgments")
+EXPORT_FLAG = "--export-parquet"
+
+
+def check_export_dir(out_dir: str | Path) -> None:
+    """Refuse (one line) an export folder of the user's, or a `<table>.parquet` there this tool did not write."""
+    OutputFolder.check(out_dir, EXPORT_FLAG).check_replaceable([Path(out_dir) / f"{t}.parquet" for t in EXPORT_TABLES])
+
+
 def export_parquet(path: str | Path, out_dir: str | Path) -> list[Path]:
-    """Every results table as `<out_dir>/<table>.parquet` (the design's parquet export)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    """Every results table as `<out_dir>/<table>.parquet` (the design's parquet export), through the folder's
+    manifest: a file the tool did not write is never replaced."""
+    check_export_dir(out_dir)
+    folder = OutputFolder.claim(out_dir, EXPORT_FLAG)
     connection = connect(path, read_only=True)
     files = []
     try:
-        for table in ("runs", "turns", "episodes", "judgments"):
-            target = out / f"{table}.parquet"
-            with atomic_file(target) as temporary:
+        for table in EXPORT_TABLES:
+            with folder.member(f"{table}.parquet") as temporary:
                 quoted = str(temporary).replace("'", "''")
                 connection.execute(f"COPY (SELECT * FROM {table}) TO '{quoted}' (FORMAT parquet)")
-            files.append(target)
+            files.append(folder.root / f"{table}.parquet")
     finally:
         connection.close()
+        folder.undo_claim()
     return files
 
 

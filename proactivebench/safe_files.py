@@ -275,13 +275,28 @@ class OutputFolder:
             owned |= {self.relative(p) for p in added}
             self._save(owned)
 
-    def write_text(self, name: str, text: str, fix: str | None = None) -> Path:
-        """Write `root/name` atomically, refusing to replace a file of the user's; records it."""
+    @contextlib.contextmanager
+    def member(self, name: str, fix: str | None = None) -> Iterator[Path]:
+        """A temporary path for `root/name`: it replaces that file (never a file of the user's) only if the block
+        succeeds, and the manifest then lists it."""
         path = self.root / name
         self.check_replaceable([path], fix)
-        atomic_write_text(path, text)
+        with atomic_file(path) as temporary:
+            yield temporary
         self.record(added=[path])
-        return path
+
+    def remove(self, name: str) -> None:
+        """Delete `root/name` if this tool wrote it (a stale output of an earlier run); anything else stays."""
+        path = self.root / name
+        if self.relative(path) in self.owned():
+            path.unlink(missing_ok=True)
+            self.record(removed=[path])
+
+    def write_text(self, name: str, text: str, fix: str | None = None) -> Path:
+        """Write `root/name` atomically, refusing to replace a file of the user's; records it."""
+        with self.member(name, fix) as temporary:
+            temporary.write_bytes(text.encode("utf-8"))
+        return self.root / name
 
     def write_json(self, name: str, value: Any) -> Path:
         return self.write_text(name, json.dumps(value, indent=2, sort_keys=True) + "\n")

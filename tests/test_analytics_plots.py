@@ -40,7 +40,8 @@ def test_report_plot_writes_every_figure(tmp_path, capsys):
     assert main(["report", "--results", str(results), "--plot", str(tmp_path / "plots"), "--format", "csv"]) == 0
     err = capsys.readouterr().err
     written = sorted(p.name for p in (tmp_path / "plots").iterdir())
-    assert written == sorted(f"{name}.png" for name in PLOTS)  # no temporary files left behind
+    # no temporary files left behind; the manifest lists the tool's figures (proactivebench/safe_files.py)
+    assert written == sorted([".proactivebench.json", *(f"{name}.png" for name in PLOTS)])
     for name in PLOTS:
         path = tmp_path / "plots" / f"{name}.png"
         assert f"wrote {path}" in err
@@ -107,7 +108,7 @@ def test_notebook_cells_run_on_a_results_file(tmp_path, monkeypatch):
     table1 = namespace["table1"]
     assert set(table1["run"]) == {"model-a mcqa", "model-a mcqa history=true", "model-b mcqa"}
     assert table1.set_index("run").loc["model-b mcqa", "avg_acc"] == pytest.approx(100 / 3)
-    assert sorted(p.name for p in (tmp_path / "figures").iterdir()) == sorted(f"{n}.png" for n in PLOTS)
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")) == sorted(f"{n}.png" for n in PLOTS)
     namespace["con"].close()
 
 
