@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import subprocess
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,12 +72,37 @@ def check_database() -> str:
         where = f"mongod {mongod} with data in {fo.config.database_dir}"
     else:
         where = "the MongoDB at FIFTYONE_DATABASE_URI"
-    try:
-        fo.list_datasets()
-    except Exception as error:  # noqa: BLE001 - any start-up failure gets the same actionable message
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise BrowseError(f"FiftyOne's database did not start ({where}: {reason}); fix: {DB_FIX}") from error
+    for attempt in range(1, DB_START_ATTEMPTS + 1):
+        try:
+            fo.list_datasets()
+            return where
+        except Exception as error:  # noqa: BLE001 - any start-up failure gets the same actionable message
+            if attempt == DB_START_ATTEMPTS:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                raise BrowseError(f"FiftyOne's database did not start ({where}: {reason}); fix: {DB_FIX}") from error
+            # A mongod that starts slowly on a busy machine refuses the first connection: start a new one.
+            log.debug("FiftyOne's database did not start (attempt %d), retrying", attempt, exc_info=True)
+            _forget_database_service()
+            time.sleep(2.0 * attempt)
     return where
+
+
+DB_START_ATTEMPTS = 3
+
+
+def _forget_database_service() -> None:
+    """Drop FiftyOne's half-started database service so the next call starts a new one."""
+    import fiftyone.core.odm.database as database
+
+    service = getattr(database, "_db_service", None)
+    if service is not None:
+        try:
+            service.stop()
+        except Exception:  # noqa: BLE001 - it may never have started
+            log.debug("stopping the database service failed", exc_info=True)
+    database._db_service = None
+    database._client = None
+    os.environ.pop("FIFTYONE_PRIVATE_DATABASE_PORT", None)
 
 
 def _runnable_mongod() -> str:

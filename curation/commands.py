@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from proactivebench.eval.backends.options import add_backend_arguments, backend_options
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     curate = subparsers.add_parser(
@@ -32,10 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     first.add_argument("--batch-size", type=int, help="requests per backend call (default: the backend's)")
     first.add_argument("--hint", action="store_true", help="add the scenario hint to the question")
     first.add_argument("--limit", type=int, help="predict at most N more episodes per model (smoke runs)")
-    first.add_argument("--base-url", help="openai: server URL (default $OPENAI_BASE_URL)")
-    first.add_argument("--max-new-tokens", type=int, help="generation budget (default: the paper's 50)")
-    first.add_argument("--device", help="hf: auto | cpu | cuda | cuda:N | mps")
-    first.add_argument("--dtype", help="hf: auto | float32 | bfloat16 | float16")
+    add_backend_arguments(first)
     first.set_defaults(func=run_first_turn)
 
     filt = steps.add_parser(
@@ -80,11 +79,6 @@ def _add_publish(subparsers: argparse._SubParsersAction, name: str) -> None:
     publish.set_defaults(func=run_publish)
 
 
-def _backend_options(args: argparse.Namespace) -> dict:
-    names = {"base_url": args.base_url, "max_new_tokens": args.max_new_tokens, "device": args.device, "dtype": args.dtype}
-    return {k: v for k, v in names.items() if v is not None}
-
-
 def run_first_turn(args: argparse.Namespace) -> int:
     from .first_turn import RosterEntry, first_turn, load_roster, resolve_options
 
@@ -93,7 +87,7 @@ def run_first_turn(args: argparse.Namespace) -> int:
     # models before it are done (each file is resumable).
     jobs = load_roster(args.roster or None) if args.roster is not None else [RosterEntry(args.model)]
     for entry in jobs:
-        options = {**resolve_options(entry.options), **_backend_options(args)}
+        options = {**resolve_options(entry.options), **backend_options(args)}
         spec = entry.spec
         report = first_turn(args.dataset, spec, args.out, backend_options=options, **common)
         errors = f", {report.errors} backend errors" if report.errors else ""

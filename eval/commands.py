@@ -7,37 +7,14 @@ import logging
 
 from proactivebench.sources import SOURCE_NAMES
 
+from .backends.options import add_backend_arguments, backend_options
+
 log = logging.getLogger(__name__)
 
 SPEC_HELP = (
     "hf:<id or dir>[+<adapter dir>], openai:<model> (with --base-url or $OPENAI_BASE_URL), "
     "baseline:random|oracle|oracle-proactive|always-proactive|always-abstain"
 )
-
-
-def _backend_arguments(parser: argparse.ArgumentParser, max_new_tokens_help: str) -> None:
-    group = parser.add_argument_group("backend options (each backend uses those that apply to it)")
-    group.add_argument("--max-new-tokens", type=int, help=max_new_tokens_help)
-    group.add_argument("--temperature", type=float, help="sample at this temperature (default: greedy)")
-    group.add_argument("--device", help="hf: auto (default), cpu, cuda, cuda:N, mps")
-    group.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), help="hf: default auto")
-    group.add_argument("--base-url", help="openai: server URL, e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL)")
-    group.add_argument("--concurrency", type=int,
-                       help="openai: requests in flight, each episode advancing on its own answer (default 64 for a "
-                       "local server, 8 for api.openai.com)")
-    group.add_argument("--timeout", type=float, help="openai: seconds per request (default 120)")
-    group.add_argument("--max-retries", type=int, help="openai: retries on 429/5xx/connection errors (default 5)")
-
-
-def _backend_options(args) -> dict:
-    options = {
-        "max_new_tokens": args.max_new_tokens, "device": args.device, "dtype": args.dtype,
-        "base_url": args.base_url, "concurrency": args.concurrency, "timeout": args.timeout,
-        "max_retries": args.max_retries,
-    }
-    if args.temperature is not None:
-        options.update(temperature=args.temperature, do_sample=args.temperature > 0)
-    return {k: v for k, v in options.items() if v is not None}
 
 
 def _eval(args) -> int:
@@ -49,7 +26,7 @@ def _eval(args) -> int:
         dataset=args.dataset, model=args.model, mode=args.mode, hint=args.hint, parser=args.parser,
         ablation=args.ablation, batch_size=args.batch_size, sources=tuple(args.sources) if args.sources else None,
         split=args.split, limit=args.limit, shard=parse_shard(args.shard), seed=args.seed, revision=args.revision,
-        run_id=args.run_id, backend_options=_backend_options(args), history=args.history,
+        run_id=args.run_id, backend_options=backend_options(args), history=args.history,
         history_size=args.history_size, shots=args.shots, cot=args.cot, reduce_shots=args.reduce_shots,
         shot_size=args.shot_size,
     )
@@ -76,7 +53,7 @@ def _judge(args) -> int:
 
     summary = run_judge(
         args.results, args.judge, run_ids=args.run_id, dataset=args.dataset, batch_size=args.batch_size,
-        backend_options=_backend_options(args), progress=not args.no_progress,
+        backend_options=backend_options(args), progress=not args.no_progress,
     )
     for line in summary.lines():
         print(line)
@@ -140,7 +117,7 @@ def register(subparsers) -> None:
     parser.add_argument("--run-id", help="use this run id instead of the one derived from the settings")
     parser.add_argument("--export-parquet", metavar="DIR", help="also write every results table as parquet to DIR")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _backend_arguments(parser, "tokens per answer (default 50, the paper's)")
+    add_backend_arguments(parser)
     parser.set_defaults(func=_eval)
 
     judge = subparsers.add_parser(
@@ -155,7 +132,7 @@ def register(subparsers) -> None:
     judge.add_argument("--dataset", help="the dataset the runs used, if it moved")
     judge.add_argument("--batch-size", type=int, help="judge requests per backend call")
     judge.add_argument("--no-progress", action="store_true", help="no progress bar")
-    _backend_arguments(judge, "judge tokens per answer (default 32768, the reference's)")
+    add_backend_arguments(judge, {"max_new_tokens": "judge tokens per answer (default 32768, the reference's)"})
     judge.set_defaults(func=_judge)
 
     merge = subparsers.add_parser(

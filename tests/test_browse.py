@@ -190,6 +190,31 @@ def test_database_failure_names_the_fix(fo, tmp_path, monkeypatch, capsys):
     assert "mongod" in browse.check_database()
 
 
+def test_a_database_that_starts_slowly_is_retried(fo, monkeypatch):
+    """A first refused connection (a slow mongod on a busy machine) starts a new service; a lasting one is one line."""
+    calls, forgotten = [], []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("[Errno 111] Connection refused")
+        return []
+
+    monkeypatch.setattr(fo, "list_datasets", flaky)
+    monkeypatch.setattr(browse, "_forget_database_service", lambda: forgotten.append(1))
+    monkeypatch.setattr(browse.time, "sleep", lambda seconds: None)
+    assert "mongod" in browse.check_database()
+    assert len(calls) == 2 and len(forgotten) == 1
+
+    def refused():
+        raise ConnectionError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(fo, "list_datasets", refused)
+    with pytest.raises(browse.BrowseError, match=r"did not start .*Connection refused.*; fix: "):
+        browse.check_database()
+    assert len(forgotten) == 1 + browse.DB_START_ATTEMPTS - 1
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .base import Backend, Request, check_option_ranges, register_backend
+from .options import cli_flag
 
 log = logging.getLogger(__name__)
 
@@ -23,13 +24,13 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 @dataclass
 class HFOptions:
-    max_new_tokens: int = 50  # the paper's MCQA setting
+    max_new_tokens: int = field(default=50, metadata=cli_flag("generation budget per turn (default: the paper's 50)"))
     do_sample: bool = False
-    temperature: float | None = None
-    top_p: float | None = None
+    temperature: float | None = field(default=None, metadata=cli_flag("sample at this temperature (default: greedy)"))
+    top_p: float | None = field(default=None, metadata=cli_flag("nucleus sampling (with --temperature)"))
     seed: int = 0
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    dtype: str = "auto"
+    device: str = field(default="auto", metadata=cli_flag("auto (default), cpu, cuda, cuda:N, mps"))
+    dtype: str = field(default="auto", metadata=cli_flag("default auto", choices=DTYPES))
     attn_implementation: str | None = None
     chat_template_kwargs: dict = field(default_factory=dict)  # e.g. {"enable_thinking": True} for a judge
     trust_remote_code: bool = False  # only when the user asks
@@ -206,4 +207,5 @@ def make_hf(target: str, **options) -> HFBackend:
     return HFBackend(target, HFOptions(**options))
 
 
+make_hf.OPTION_CLASS = HFOptions
 make_hf.OPTIONS = tuple(HFOptions.__dataclass_fields__)

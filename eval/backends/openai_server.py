@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Sequence
 
 from .base import Backend, BackendUnavailable, Generation, Request, _describe, check_option_ranges, register_backend
+from .options import cli_flag
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SERVER_CONCURRENCY = 64  # a local vLLM / SGLang / transformers server
@@ -32,15 +33,18 @@ CONNECTIONS_PER_CLIENT = 16
 
 @dataclass
 class OpenAIOptions:
-    base_url: str | None = None  # default: $OPENAI_BASE_URL, then the OpenAI API
+    base_url: str | None = field(default=None, metadata=cli_flag(
+        "server URL, e.g. http://127.0.0.1:8000/v1 (default $OPENAI_BASE_URL, then the OpenAI API)", metavar="URL"))
     api_key: str | None = None  # default: $OPENAI_API_KEY ("EMPTY" for local servers that ignore it)
     max_new_tokens: int = 50
     temperature: float = 0.0  # greedy
     top_p: float | None = None
     seed: int | None = 0
-    concurrency: int | None = None  # None: SERVER_CONCURRENCY, or API_CONCURRENCY for api.openai.com
-    timeout: float = 120.0
-    max_retries: int = 5
+    concurrency: int | None = field(default=None, metadata=cli_flag(
+        f"requests in flight, each episode advancing on its own answer (default {SERVER_CONCURRENCY} for a local "
+        f"server, {API_CONCURRENCY} for api.openai.com)", metavar="N"))
+    timeout: float = field(default=120.0, metadata=cli_flag("seconds per request (default 120)", metavar="SECONDS"))
+    max_retries: int = field(default=5, metadata=cli_flag("retries on 429/5xx/connection errors (default 5)"))
     extra_body: dict = field(default_factory=dict)  # server-specific fields, e.g. {"top_k": 1} for vLLM
 
     def __post_init__(self):
@@ -192,4 +196,5 @@ def make_openai(target: str, **options) -> OpenAIBackend:
     return OpenAIBackend(target, OpenAIOptions(**options))
 
 
+make_openai.OPTION_CLASS = OpenAIOptions
 make_openai.OPTIONS = tuple(OpenAIOptions.__dataclass_fields__)
