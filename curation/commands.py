@@ -21,7 +21,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "first-turn",
         help="the first MCQA turn of every test/excluded episode for one model (or the roster)",
         description="Write <out>/<model>.parquet (model, sample_id, source, output, verdict, correct) for the "
-        "first turn of every test and excluded episode. Resumable: rerun the same command after an interruption.",
+        "first turn of every test and excluded episode. Resumable: rerun the same command after an interruption. "
+        "A first turn that ended in a backend error (a server answering 500, a timeout) is not a prediction: "
+        "rerunning the same command retries it, and one that fails again stays recorded as an error.",
     )
     first.add_argument("--dataset", type=Path, required=True, help="hub-layout episode folder")
     who = first.add_mutually_exclusive_group(required=True)
@@ -90,7 +92,9 @@ def run_first_turn(args: argparse.Namespace) -> int:
         options = {**resolve_options(entry.options), **backend_options(args)}
         spec = entry.spec
         report = first_turn(args.dataset, spec, args.out, backend_options=options, **common)
-        errors = f", {report.errors} backend errors" if report.errors else ""
+        errors = f", {report.errors} backend errors (rerun to retry them)" if report.errors else ""
+        if report.retried:
+            errors = f", {report.retried} earlier backend errors retried" + errors
         print(
             f"{spec}: {report.predicted} predicted, {report.skipped} already done, "
             f"{report.correct}/{report.total} correct at the first turn{errors} -> {report.path}"

@@ -5,7 +5,9 @@ pipelined against a server, batched in process) with the eval backends and the g
 at the first turn" means exactly what it means in an eval run: the episode ended correct on turn 1 (the
 category verdict is correct where the first state accepts answers). Resumable: every group commit is an
 append-only part file in `<out>/.<slug>.parts/`; a rerun skips the sample ids already there and, at the end,
-the parts (and any earlier result) are consolidated atomically into `<out>/<slug>.parquet`.
+the parts (and any earlier result) are consolidated atomically into `<out>/<slug>.parquet`. As in `eval`
+(eval/results.py), a first turn that ended in a backend error is a failure, not a prediction: a rerun predicts
+it again, and the consolidated file keeps the new row (an error that happens again stays recorded, once).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class FirstTurnReport:
     predicted: int = 0  # predicted by this call
     correct: int = 0  # over the whole file
     errors: int = 0  # backend failures by this call (recorded as wrong)
+    retried: int = 0  # earlier backend failures predicted again by this call
 
 
 @dataclass(frozen=True)
@@ -100,11 +103,16 @@ def resolve_options(options: dict) -> dict:
 # --- predictions --------------------------------------------------------------------------------------------
 
 
-def _done_ids(paths: list[Path]) -> set[str]:
+def _done_ids(paths: list[Path]) -> tuple[set[str], set[str]]:
+    """(predicted, failed): the sample ids with a prediction, and those whose only rows are backend errors
+    (a rerun retries them)."""
     done: set[str] = set()
+    failed: set[str] = set()
     for path in paths:
-        done.update(pq.read_table(path, columns=["sample_id"]).column("sample_id").to_pylist())
-    return done
+        table = pq.read_table(path, columns=["sample_id", "verdict"])
+        for sample_id, verdict in zip(table.column("sample_id").to_pylist(), table.column("verdict").to_pylist()):
+            (failed if verdict == ERROR_VERDICT else done).add(sample_id)
+    return done, failed - done
 
 
 def _write_atomic(table: pa.Table, path: Path) -> None:
@@ -168,8 +176,8 @@ def prediction_row(spec: str, episode) -> dict:
 class _PartSink:
     """Each group commit is one append-only part file (atomic); a resume skips the sample ids in the parts."""
 
-    def __init__(self, spec: str, parts: Path, report: FirstTurnReport, bar):
-        self.spec, self.parts, self.report, self.bar = spec, parts, report, bar
+    def __init__(self, spec: str, parts: Path, report: FirstTurnReport, bar, failed: set[str] = frozenset()):
+        self.spec, self.parts, self.report, self.bar, self.failed = spec, parts, report, bar, failed
         self.rows: list[dict] = []
 
     def record(self, episode, turn, generation) -> None:
@@ -181,6 +189,7 @@ class _PartSink:
             _write_atomic(table, self.parts / f"part-{uuid.uuid4().hex}.parquet")
             self.report.predicted += len(self.rows)
             self.report.errors += sum(r["verdict"] == ERROR_VERDICT for r in self.rows)
+            self.report.retried += sum(r["sample_id"] in self.failed for r in self.rows)
             self.bar.update(len(self.rows))
             self.rows = []
 
@@ -210,9 +219,10 @@ def first_turn(
     parts.mkdir(parents=True, exist_ok=True)
     previous = ([final] if final.exists() else []) + sorted(parts.glob("part-*.parquet"))
     _check_model(previous, spec)
-    done = _done_ids(previous)
+    done, failed = _done_ids(previous)
     total = sum(c.get(s, 0) for c in count_rows(dataset).values() for s in POOL_SPLITS)
-    report = FirstTurnReport(model=spec, path=final, total=total, skipped=len(done & _pool_ids(dataset)))
+    pool = _pool_ids(dataset)
+    report = FirstTurnReport(model=spec, path=final, total=total, skipped=len(done & pool))
     todo = total - report.skipped if limit is None else min(limit, total - report.skipped)
     ranks = Ranks.from_env()
     if todo > 0:
@@ -228,7 +238,7 @@ def first_turn(
         episodes = (FirstTurnEpisode(row, hint) for row in _pending(dataset, done, limit, ranks))
         share = -(-todo // ranks.world)  # about this rank's share, for the bar
         with tqdm(total=share, desc=f"first turn {slug}", unit="ep", disable=not ranks.main) as bar:
-            drive(episodes, backend, _PartSink(spec, parts, report, bar), make_request=first_turn_request,
+            drive(episodes, backend, _PartSink(spec, parts, report, bar, failed), make_request=first_turn_request,
                   batch_size=size, concurrency=getattr(backend, "concurrency", size), policy=policy)
     if ranks.active:  # every rank's parts are written; rank 0 consolidates them
         ranks.barrier()
@@ -263,11 +273,24 @@ def _consolidate(final: Path, parts: Path) -> pa.Table | None:
         shutil.rmtree(parts, ignore_errors=True)
         return None
     table = pa.concat_tables([pq.read_table(p).select(PREDICTION_SCHEMA.names).cast(PREDICTION_SCHEMA) for p in paths])
-    table = table.sort_by([("sample_id", "ascending")])
+    table = _one_row_per_sample(table)
     if len(paths) > 1 or not final.exists():
         _write_atomic(table, final)
     shutil.rmtree(parts, ignore_errors=True)
     return table
+
+
+def _one_row_per_sample(table: pa.Table) -> pa.Table:
+    """Sorted by sample id, one row each: a prediction wins over the backend errors it retried; a sample that
+    only ever failed keeps one error row."""
+    ids = table.column("sample_id").to_pylist()
+    failed = [v == ERROR_VERDICT for v in table.column("verdict").to_pylist()]
+    keep, last = [], None
+    for i in sorted(range(len(ids)), key=lambda i: (ids[i], failed[i])):
+        if ids[i] != last:
+            keep.append(i)
+            last = ids[i]
+    return table.take(keep)
 
 
 def roster_first_turn(

@@ -74,9 +74,29 @@ def test_batches_resume_and_errors(imported_dir, imported_rows, tmp_path):
     assert {s: r["output"] for s, r in rows.items() if s != failing} == {
         s: r["output"] for s, r in reference.items() if s != failing
     }
-    # A finished file is not predicted again.
+    # A rerun retries only the backend error (as `eval` does): the error that fails again stays recorded once.
+    still = Recording("baseline:random", fail=[failing])
+    report = first_turn(imported_dir, "baseline:random", tmp_path, backend=still)
+    assert [k.split("/")[0] for c in still.calls for k in c] == [failing]
+    assert report.skipped == 10 and report.predicted == 1 and report.retried == 1 and report.errors == 1
+    assert len(pq.read_table(tmp_path / "baseline--random.parquet")) == 11
+    assert read(tmp_path / "baseline--random.parquet")[failing]["verdict"] == "error"
+    # The server is healthy again: the retried prediction replaces the error row, nothing else is predicted.
+    healthy = Recording("baseline:random")
+    report = first_turn(imported_dir, "baseline:random", tmp_path, backend=healthy)
+    assert [k.split("/")[0] for c in healthy.calls for k in c] == [failing]
+    assert report.retried == 1 and report.errors == 0 and report.correct == sum(r["correct"] for r in reference.values())
+    rows = read(tmp_path / "baseline--random.parquet")
+    assert len(pq.read_table(tmp_path / "baseline--random.parquet")) == 11 and rows == reference
+    # A finished file without errors is not predicted again.
     again = Recording("baseline:random")
     assert first_turn(imported_dir, "baseline:random", tmp_path, backend=again).predicted == 0 and not again.calls
+
+
+def test_first_turn_help_says_errors_are_retried(capsys):
+    with pytest.raises(SystemExit):
+        main(["curate", "first-turn", "--help"])
+    assert "retries it" in " ".join(capsys.readouterr().out.split())
 
 
 def test_a_file_of_another_model_is_refused(imported_dir, tmp_path):
