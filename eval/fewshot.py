@@ -36,12 +36,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
-from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from proactivebench.schema import shortest_answer_path
+from proactivebench.graph import StateGraph, accepts_answer
 from proactivebench.sources import get_source
 
 from .backends import Request
@@ -103,25 +102,11 @@ def _one_random_move(episode: Episode, rng: random.Random) -> list[int]:
 
 def _to_reference(episode: Episode, rng: random.Random) -> list[int]:
     """The shortest moves to a state showing the reference frame that accepts an answer; else the walk."""
-    states, first = episode.states, episode.state
     target_frame = int(episode.row["reference_frame"])
-    parents: dict[int, tuple[int, int] | None] = {first: None}
-    queue = deque([(first, 1)])
-    while queue:
-        index, turns = queue.popleft()
-        if states[index].frame == target_frame and states[index].accepts_answer:
-            plan = []
-            while parents[index] is not None:
-                index, option = parents[index]
-                plan.append(option)
-            return plan[::-1]
-        if turns >= episode.max_turns:
-            continue
-        for move in sorted(states[index].moves, key=lambda m: m.option):
-            if move.to not in parents:
-                parents[move.to] = (index, move.option)
-                queue.append((move.to, turns + 1))
-    return _walk(episode, rng)
+    plan = StateGraph(episode.states).shortest_moves(
+        episode.state, episode.max_turns, lambda state: state.frame == target_frame and state.accepts_answer
+    )
+    return _walk(episode, rng) if plan is None else plan
 
 
 # A source spec's `shot_policy` names its rule (proactivebench/sources/spec.py SHOT_POLICIES).
@@ -144,10 +129,11 @@ def _fix_plan(episode: Episode, plan: list[int]) -> list[int]:
     end = _end_state(episode, plan)
     if episode.states[end].accepts_answer:
         return plan
-    path = shortest_answer_path(episode.states, end, episode.max_turns - len(plan))
-    if path is None:
-        return list(_path_options(episode, shortest_answer_path(episode.states, episode.state, episode.max_turns)))
-    return plan + list(_path_options(episode, path))
+    graph = StateGraph(episode.states)
+    rest = graph.shortest_moves(end, episode.max_turns - len(plan), accepts_answer)
+    if rest is None:
+        return graph.shortest_moves(episode.state, episode.max_turns, accepts_answer) or []
+    return plan + rest
 
 
 def informative_plan(episode: Episode) -> list[int]:
@@ -155,11 +141,6 @@ def informative_plan(episode: Episode) -> list[int]:
     shows it, else every valid move until none remains; then a state that accepts the answer. Used by the
     `oracle-proactive` baseline; deterministic (lowest option index first)."""
     return _fix_plan(episode, _to_reference(episode, random.Random(0)))
-
-
-def _path_options(episode: Episode, path: list[int] | None):
-    for here, there in zip(path or [], (path or [])[1:]):
-        yield next(m.option for m in episode.states[here].moves if m.to == there)
 
 
 def solved_trajectory(row: Mapping[str, Any], seed: int = 0, cot: bool = False, hint: bool = False) -> list[ShotStep]:

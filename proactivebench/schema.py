@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import datasets
 
+from .graph import StateGraph
 from .safe_files import SAFE_ID_RULE, is_safe_id
 from .sources import SCENARIO_NAMES, SOURCE_NAMES
 
@@ -276,25 +276,6 @@ def validate_row_fields(r: EpisodeRecord) -> None:
     if unknown_answer:
         if any(s.accepts_answer for s in r.states):
             _fail(r, "states", "a state accepts an answer but the answer is unknown (meta.answer_unknown)")
-    elif shortest_answer_path(r.states, r.first_state, r.max_turns) is None:
+    elif StateGraph(r.states).answer_path(r.first_state, r.max_turns) is None:
         _fail(r, "states", f"no state that accepts an answer is reachable from first_state within {r.max_turns} turns")
 
-
-def shortest_answer_path(states: list[State], first: int, max_turns: int) -> list[int] | None:
-    """States from `first` to the nearest one that accepts an answer, reachable within the turn budget."""
-    parents: dict[int, int | None] = {first: None}
-    queue = deque([(first, 1)])
-    while queue:
-        index, turn = queue.popleft()
-        if states[index].accepts_answer:
-            path = [index]
-            while parents[path[-1]] is not None:
-                path.append(parents[path[-1]])
-            return path[::-1]
-        if turn >= max_turns:
-            continue
-        for move in states[index].moves:
-            if move.to not in parents:
-                parents[move.to] = index
-                queue.append((move.to, turn + 1))
-    return None

@@ -7,12 +7,13 @@ import pytest
 
 from proactivebench.cli import main
 from proactivebench.eval import Episode
+from proactivebench.graph import StateGraph
+from proactivebench.schema import states_from_rows
 from proactivebench.train.grpo import (
     ProactivenessReward,
     build_train_dataset,
     expand_episode,
     parse_model_spec,
-    reachable_states,
     score,
     shares,
 )
@@ -117,8 +118,8 @@ def test_expansion_one_example_per_reachable_state(examples, imported_rows):
         assert example["image"] == row["frames"][observation.frame]
     # COCO zoom: 3 zooms allowed within 4 turns → 4 states; a budget of one turn keeps only the start.
     assert len(examples["coco-000001"]) == 4
-    assert reachable_states(imported_rows["rod-000000"]["states"], imported_rows["rod-000000"]["first_state"], 1) == [
-        imported_rows["rod-000000"]["first_state"]]
+    rod = imported_rows["rod-000000"]
+    assert StateGraph(states_from_rows(rod["states"])).reachable(rod["first_state"], 1) == [rod["first_state"]]
 
 
 def test_build_train_dataset_has_trl_columns(imported_dir):

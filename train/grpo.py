@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections import deque
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from proactivebench.engine import Episode
+from proactivebench.graph import StateGraph
 from proactivebench.parsing import CORRECT, get_parser
+from proactivebench.schema import states_from_rows
 
 log = logging.getLogger(__name__)
 
@@ -131,27 +132,13 @@ def shares(outcomes: Sequence[Outcome]) -> dict[str, float]:
 # --- episodes → single-turn examples ------------------------------------------------------------------------
 
 
-def reachable_states(states: Sequence[Mapping[str, Any]], first: int, max_turns: int) -> list[int]:
-    """States the evaluator can show within the turn budget, breadth first from `first`."""
-    depth = {first: 1}
-    queue = deque([first])
-    while queue:
-        index = queue.popleft()
-        if depth[index] >= max_turns:
-            continue
-        for move in states[index]["moves"]:
-            if move["to"] not in depth:
-                depth[move["to"]] = depth[index] + 1
-                queue.append(move["to"])
-    return sorted(depth, key=lambda i: (depth[i], i))
-
-
 def expand_episode(row: Mapping[str, Any], hint: bool = False) -> list[dict]:
     """One example per reachable state: the evaluator's prompt there, its frame, and what the reward needs."""
     engine_row = {k: row.get(k) for k in _ENGINE_FIELDS}
     payload = json.dumps(engine_row, sort_keys=True)
     examples = []
-    for state in reachable_states(row["states"], int(row["first_state"]), int(row["max_turns"])):
+    graph = StateGraph(states_from_rows(row["states"]))
+    for state in graph.reachable(int(row["first_state"]), int(row["max_turns"])):
         observation = Episode({**engine_row, "first_state": state, "frames": row["frames"]}, hint=hint).observe()
         examples.append(
             {

@@ -12,9 +12,9 @@ so the stored state graph is exactly the set of situations the reference can rea
 from __future__ import annotations
 
 import io
-from collections import deque
 from typing import Hashable, Protocol
 
+from proactivebench.graph import walk
 from proactivebench.schema import EpisodeRecord, Frame, Move, State
 from proactivebench.sources.spec import Entry, EntryError, FrameRef, SourceSpec, StateSpec, oeg_items
 
@@ -39,40 +39,27 @@ def entry_to_episode(entry: Entry, scenario: SourceSpec, reader: FrameReader) ->
     options = scenario.options(entry)
     max_turns = scenario.max_turns(entry)
 
-    keys: dict[Hashable, int] = {}
-    key_list: list[Hashable] = []
-    specs: list[StateSpec] = []
-    depth: list[int] = []
-    moves: list[list[Move]] = []
+    specs: dict[Hashable, StateSpec] = {}
+    edges: dict[Hashable, list[tuple[int, Hashable]]] = {}
 
-    def add(key: Hashable, turn: int) -> int:
-        if key not in keys:
-            keys[key] = len(specs)
-            key_list.append(key)
-            specs.append(scenario.describe(entry, key))
-            depth.append(turn)
-            moves.append([])
-        return keys[key]
+    def spec(key: Hashable) -> StateSpec:
+        if key not in specs:
+            specs[key] = scenario.describe(entry, key)
+        return specs[key]
 
-    start = add(scenario.start(entry), 1)
-    queue = deque([start])
-    expanded: set[int] = set()
-    while queue:
-        index = queue.popleft()
-        if index in expanded:
-            continue
-        expanded.add(index)
-        key = key_list[index]
-        for option in specs[index].valid:
-            target_key = scenario.transition(entry, key, options[option].action)
-            if target_key is None:
-                continue
-            target = add(target_key, depth[index] + 1)
-            moves[index].append(Move(option, target))
-            # Beyond the budget a state is never reached: it is kept (a last-turn move must point somewhere)
-            # but not walked further.
-            if depth[target] < max_turns:
-                queue.append(target)
+    def moves_from(key: Hashable) -> list[tuple[int, Hashable]]:
+        edges[key] = []
+        for option in spec(key).valid:
+            target = scenario.transition(entry, key, options[option].action)
+            if target is not None:
+                edges[key].append((option, target))
+        return edges[key]
+
+    # Every state the reference can reach within the budget, numbered in the order the walk sees them. A state
+    # first seen on the last turn is kept (a last-turn move must point somewhere) but not walked further; the
+    # start's moves are stored even with a one-turn budget, hence at least two turns here.
+    keys = list(walk(scenario.start(entry), moves_from, max(max_turns, 2)).depth)
+    index = {key: i for i, key in enumerate(keys)}
 
     frame_index: dict[FrameRef, int] = {}
     frames: list[Frame] = []
@@ -84,8 +71,10 @@ def entry_to_episode(entry: Entry, scenario: SourceSpec, reader: FrameReader) ->
         return frame_index[ref]
 
     states = []
-    for index, spec in enumerate(specs):
-        states.append(State(frame_of(spec.frame), list(spec.shown), moves[index], spec.accepts_answer))
+    for key in keys:
+        here = spec(key)
+        moves = [Move(option, index[target]) for option, target in edges.get(key, [])]
+        states.append(State(frame_of(here.frame), list(here.shown), moves, here.accepts_answer))
     reference_frame = frame_of(scenario.reference(entry))
 
     oeg = oeg_items(scenario.oeg_string(entry))
@@ -103,7 +92,7 @@ def entry_to_episode(entry: Entry, scenario: SourceSpec, reader: FrameReader) ->
         answer=entry.answer,
         frames=frames,
         states=states,
-        first_state=start,
+        first_state=0,  # the walk sees its start first
         reference_frame=reference_frame,
         max_turns=max_turns,
         oeg_answers=oeg,

@@ -2,7 +2,7 @@
 
 They read the live episode (the request's context) instead of the pixels:
 - `random`: a uniformly random lettered entry.
-- `oracle`: the shortest way to a state that accepts the answer (schema.shortest_answer_path), then the answer:
+- `oracle`: the shortest way to a state that accepts the answer (proactivebench.graph), then the answer:
   100% accuracy with the fewest proactive suggestions the graph allows.
 - `oracle-proactive`: 100% accuracy the other way: every valid move to the informative view (the reference
   frame, where a state shows it; else until no valid move remains), then the answer; the most suggestions.
@@ -18,7 +18,7 @@ import hashlib
 import random
 from typing import Callable, Sequence
 
-from proactivebench.schema import shortest_answer_path
+from proactivebench.graph import StateGraph, accepts_answer
 
 from .base import Backend, Request, register_backend
 
@@ -50,13 +50,8 @@ def _oracle(episode, rng: random.Random) -> str:
     if episode.mode == "reference":
         return answer
     remaining = episode.max_turns - len(episode.turns)
-    path = shortest_answer_path(episode.states, episode.state, remaining)
-    if path is None or len(path) == 1:
-        return answer
-    for move in episode.states[episode.state].moves:
-        if move.to == path[1]:
-            return _letter(shown.index(move.option))
-    return answer  # unreachable: the path's first edge is a move of this state
+    moves = StateGraph(episode.states).shortest_moves(episode.state, remaining, accepts_answer)
+    return answer if not moves else _letter(shown.index(moves[0]))
 
 
 def _oracle_proactive(episode, rng: random.Random) -> str:
