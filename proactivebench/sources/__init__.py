@@ -29,7 +29,6 @@ def _discover() -> dict[str, SourceSpec]:
 
 
 SOURCES: dict[str, SourceSpec] = _discover()
-SourceInfo = SourceSpec  # the name callers used for a registry entry
 
 SOURCE_NAMES: tuple[str, ...] = tuple(SOURCES)
 BY_OFFICIAL_NAME: dict[str, SourceSpec] = {s.official_name: s for s in SOURCES.values()}
