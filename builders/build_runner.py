@@ -20,11 +20,12 @@ from typing import Iterator
 from tqdm.auto import tqdm
 
 from proactivebench.schema import SPLITS
+from proactivebench.sources import get_source
 from proactivebench.safe_files import OutputFolder
 from proactivebench.store import StagedOutput
 
 from .raw import RAW_SOURCES, BuildConfig, RawSource, WorkItem
-from .scenarios import EntryError, entry_to_episode, scenario_for
+from .scenarios import EntryError, entry_to_episode
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,17 @@ class BuildReport:
         return asdict(self)
 
 
-def get_raw_source(name: str) -> RawSource:
+def raw_source_names() -> list[str]:
     from . import sources  # noqa: F401  (registers every source module)
 
-    try:
-        return RAW_SOURCES[name]
-    except KeyError:
-        known = ", ".join(sorted(RAW_SOURCES)) or "none"
-        raise ValueError(f"no raw builder for source {name!r}; available: {known}") from None
+    return sorted(RAW_SOURCES)
+
+
+def get_raw_source(name: str) -> RawSource:
+    known = raw_source_names()
+    if name not in known:
+        raise ValueError(f"no raw builder for source {name!r}; available: {', '.join(known) or 'none'}")
+    return RAW_SOURCES[name]
 
 
 # --- one item (runs in a worker process with --num-proc > 1) ----------------------------------------------
@@ -94,7 +98,7 @@ def _build_item(item: WorkItem) -> tuple[str, dict | None, int, str | None, bool
     source: RawSource = _WORKER["source"]
     try:
         entry, reader = source.to_entry(_WORKER["root"], item, _WORKER["config"])
-        record = entry_to_episode(entry, scenario_for(source.name), reader)
+        record = entry_to_episode(entry, get_source(source.name), reader)
     except ItemDropped as why:
         return item.key, None, 0, str(why), True
     except ITEM_ERRORS as error:

@@ -15,11 +15,11 @@ from typing import Iterator
 
 from tqdm.auto import tqdm
 
-from proactivebench.sources import BY_OFFICIAL_NAME, SOURCES
+from proactivebench.sources import BY_OFFICIAL_NAME, SOURCES, get_source
 from proactivebench.safe_files import OutputFolder
 from proactivebench.store import StagedOutput
 
-from .scenarios import Entry, EntryError, entry_to_episode, scenario_for
+from .scenarios import Entry, EntryError, entry_to_episode
 
 JSONL_SUFFIX = "_preprocessed.jsonl"
 
@@ -116,7 +116,7 @@ def import_official(data_dir: Path | str, out_dir: Path | str, sources: list[str
     report = ImportReport()
     with StagedOutput(out_dir, inputs=inputs) as staged:
         for source, path in files.items():
-            scenario = scenario_for(source)
+            scenario = get_source(source)
             entries = list(read_jsonl(path))  # parse the whole file first: a bad line fails before any image work
             seen: set[int] = set()
             for entry in entries:

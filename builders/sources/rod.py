@@ -31,7 +31,7 @@ from proactivebench.seeding import rng_for
 
 from ..raw import BuildConfig, RawSource, WorkItem, register
 from ..scenarios import Entry, EntryError
-from ..scenarios.rod import MISSING_FRAME
+from proactivebench.sources.rod import MISSING_FRAME
 from ._common import FileReader, choose_categories, draw_object, encode, read_text, scene, sentence
 
 log = logging.getLogger(__name__)
