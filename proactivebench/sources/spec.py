@@ -198,6 +198,10 @@ class SourceSpec:
     def meta(self, entry: Entry) -> dict[str, Any]:
         return {}
 
+    def release_drop(self, entry: Entry) -> str | None:
+        """Why the reference leaves a record of the authors' release out (the report's reason), or None."""
+        return None
+
     # --- the release sample (docs/protocol.md §12) ------------------------------------------------------------
 
     def release_sample(self) -> list[dict[str, Any]]:

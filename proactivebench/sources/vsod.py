@@ -33,6 +33,11 @@ class VSODSpec(SourceSpec):
     def check(self, entry: Entry) -> None:
         entry.require("strong_occlusions", (bool, int))
 
+    def release_drop(self, entry: Entry) -> str | None:
+        # The reference keeps strong occlusions only, by Python equality: 0 == False goes too (docs/protocol.md §10.13).
+        weak = "strong_occlusions" in entry.extra and entry.extra["strong_occlusions"] == False  # noqa: E712
+        return "weak_occlusion" if weak else None
+
     def frame_path(self, entry: Entry, image_id: int) -> str:
         return entry.image_template.format(image=str(image_id).zfill(4))
 
