@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import multiprocessing
-import random
 import time
 from dataclasses import asdict, dataclass, field
 from itertools import islice
@@ -70,14 +69,6 @@ class BuildReport:
 
     def to_json(self) -> dict:
         return asdict(self)
-
-
-def rng_for(seed: int, *parts: object) -> random.Random:
-    """A generator that depends only on the seed and the item, not on order, process or `--limit`.
-
-    `random.Random(str)` hashes the string with SHA-512, so it is stable across processes and runs.
-    """
-    return random.Random("\x1f".join([str(seed), *map(str, parts)]))
 
 
 def raw_source_names() -> list[str]:

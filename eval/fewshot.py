@@ -34,13 +34,13 @@ single episode, which then runs plain); the run records the count per source in 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import random
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
 from proactivebench.graph import StateGraph, accepts_answer
+from proactivebench.seeding import rng_for
 from proactivebench.sources import get_source
 
 from .backends import Request
@@ -58,11 +58,6 @@ def shot_size(source: str, override: int | None = None) -> int:
     if override is not None:
         return override
     return get_source(source).icl_resize
-
-
-def _rng(seed: int, *parts: object) -> random.Random:
-    digest = hashlib.sha256("/".join(map(str, (seed, *parts))).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
 
 
 # --- solved trajectories ------------------------------------------------------------------------------------
@@ -147,7 +142,7 @@ def solved_trajectory(row: Mapping[str, Any], seed: int = 0, cot: bool = False, 
     """The example episode's steps (frame, prompt, answer), stepped through the engine so it is known to solve."""
     episode = Episode(row, hint=hint, mode="mcqa", parser="paper")
     policy = TRAJECTORIES[get_source(episode.source).shot_policy]
-    plan = _fix_plan(episode, policy(episode, _rng(seed, "trajectory", episode.sample_id)))
+    plan = _fix_plan(episode, policy(episode, rng_for(seed, "trajectory", episode.sample_id, hashed=True)))
     prefix = cot_prompt(episode.source) if cot else None
     steps: list[ShotStep] = []
     for option in plan:
@@ -202,7 +197,7 @@ class ShotPool:
     def shots_for(self, sample_id: str, source: str) -> list[int]:
         """Row indices of the episode's shots, in prompt order; never the episode itself."""
         candidates = [i for i in self.by_source.get(source, []) if self.sample_ids[i] != sample_id]
-        return _rng(self.options.seed, "shots", sample_id).sample(candidates, min(self.options.shots, len(candidates)))
+        return rng_for(self.options.seed, "shots", sample_id, hashed=True).sample(candidates, min(self.options.shots, len(candidates)))
 
     def _load_example(self, index: int) -> tuple[list[ShotStep], Any, int]:
         row = self.table[index]

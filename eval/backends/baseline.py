@@ -14,11 +14,11 @@ In open-ended mode (no letters) they answer with text: the oracle every valid an
 
 from __future__ import annotations
 
-import hashlib
 import random
 from typing import Callable, Sequence
 
 from proactivebench.graph import StateGraph, accepts_answer
+from proactivebench.seeding import rng_for
 
 from .base import Backend, Request, register_backend
 
@@ -27,11 +27,6 @@ ABSTAIN_TEXT = "I cannot tell."
 
 def _letter(index: int) -> str:
     return chr(65 + index)
-
-
-def _rng(seed: int, key: str) -> random.Random:
-    digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
 
 
 def _lettered(episode) -> tuple[list[int], list[str]]:
@@ -134,7 +129,7 @@ class BaselineBackend(Backend):
         context = request.context
         if context is None:
             raise ValueError(f"{self.spec} needs the episode as the request context")
-        rng = _rng(self.seed, request.key)
+        rng = rng_for(self.seed, request.key, hashed=True)
         if hasattr(context, "shown_options"):  # a live Episode (MCQA / reference)
             return self.policy(context, rng)
         return self.oeg_policy(getattr(context, "row", context), rng)  # OEG: the row
