@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from proactivebench.eval.backends.options import add_backend_arguments, backend_options
@@ -82,12 +83,15 @@ def _add_publish(subparsers: argparse._SubParsersAction, name: str) -> None:
 
 
 def run_first_turn(args: argparse.Namespace) -> int:
+    from proactivebench.eval.commands import backend_errors_line
+
     from .first_turn import RosterEntry, first_turn, load_roster, resolve_options
 
     common = dict(batch_size=args.batch_size, hint=args.hint, limit=args.limit)
     # Options are resolved per model, when its turn comes: a missing API key stops the loop there, after the
     # models before it are done (each file is resumable).
     jobs = load_roster(args.roster or None) if args.roster is not None else [RosterEntry(args.model)]
+    failed = []
     for entry in jobs:
         options = {**resolve_options(entry.options), **backend_options(args)}
         spec = entry.spec
@@ -99,6 +103,12 @@ def run_first_turn(args: argparse.Namespace) -> int:
             f"{spec}: {report.predicted} predicted, {report.skipped} already done, "
             f"{report.correct}/{report.total} correct at the first turn{errors} -> {report.path}"
         )
+        if report.errors:
+            failed.append(backend_errors_line(report.errors, report.predicted, spec, options.get("base_url")))
+    if failed:  # a failure, not a prediction: the exit status says so (as in `eval`)
+        print(f"error: {failed[0]}" + (f" (and {len(failed) - 1} more models)" if len(failed) > 1 else ""),
+              file=sys.stderr)
+        return 1
     return 0
 
 

@@ -66,8 +66,25 @@ def connect(path: str | Path, read_only: bool = False):
 
     connection = duckdb.connect(str(path), read_only=read_only)
     if not read_only:
+        try:
+            _check_existing(connection, Path(path))
+        except BaseException:
+            connection.close()
+            raise
         connection.execute(SCHEMA_SQL)
     return connection
+
+
+def _check_existing(connection, path: Path) -> None:
+    """A database that already holds tables must hold ours, as this version writes them: another program's
+    DuckDB file is refused before a single table is added to it."""
+    tables = connection.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_type = 'BASE TABLE'"
+    ).fetchone()[0]
+    if tables:
+        from .merge import check_schema, expected_schema
+
+        check_schema(connection, None, path, expected_schema())
 
 
 # --- writing and resuming ---------------------------------------------------------------------------------------

@@ -31,6 +31,8 @@ from .backends import Backend, Request, load_backend, single_turn
 from proactivebench.engine import STOP_ERROR, Episode, EpisodeResult, Turn
 from .fewshot import ContextOptions, prepare_context
 from .ranks import Ranks
+from proactivebench.safe_files import SAFE_ID_RULE, is_safe_id
+
 from .results import ResultsWriter, RunInfo, completed_ids, connect, run_id_for
 from .scheduler import CommitPolicy, drive
 
@@ -182,6 +184,8 @@ class EvalConfig:
             raise ValueError("batch size must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be at least 1")
+        if self.run_id is not None and not is_safe_id(self.run_id):  # it names files and folders (ranks, merge)
+            raise ValueError(f"--run-id {self.run_id!r}: use {SAFE_ID_RULE}")
         return self
 
 
