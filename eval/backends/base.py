@@ -183,9 +183,17 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return kind, target
 
 
+def discover_backends() -> dict[str, BackendFactory]:
+    """Every backend of this package: each module registers its factory on import (no list to keep)."""
+    from proactivebench.discovery import import_submodules
+
+    import_submodules(__package__)
+    return BACKENDS
+
+
 def check_spec(spec: str) -> BackendFactory:
     """The factory for a spec, or a one-line error; cheap (loads no model), so commands can fail fast."""
-    from . import baseline, hf, openai_server  # noqa: F401 - importing registers the factories
+    discover_backends()
 
     kind, _ = parse_spec(spec)
     try:
