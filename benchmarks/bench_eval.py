@@ -238,28 +238,44 @@ def bench_server(dataset: Path, scratch: Path, concurrencies: list[int], min_ms:
                      if compare else ""))
 
 
-def bench_in_process(dataset: Path, spec: str, backend, scratch: Path, batch_sizes: list[int]) -> None:
-    """(b) the in-process runner at each batch size against the plain one-at-a-time loop, same model and prompts."""
+def bench_in_process(dataset: Path, spec: str, backend, scratch: Path, batch_sizes: list[int], repeat: int = 1) -> None:
+    """(b) the in-process runner at each batch size against the plain one-at-a-time loop, same model and prompts;
+    the plain loop and each batch size take turns `repeat` times (the box is shared) and medians are compared."""
+    import statistics
+
     from proactivebench.eval.runner import EvalConfig, run_eval
 
-    plain_s, plain_verdicts = plain_loop(dataset, backend)
-    print(f"\n(b) in-process runner vs the plain one-at-a-time loop ({spec.split('/')[-1]}), same model, same prompts")
-    print(f"{'':>12} {'episodes/s':>11} {'turns/s':>8} {'seconds':>8} {'vs plain':>8} same-verdicts")
-    episodes = len({v[0] for v in plain_verdicts})
-    print(f"{'plain loop':>12} {episodes / plain_s:>11.2f} {len(plain_verdicts) / plain_s:>8.2f} {plain_s:>8.1f} {1.0:>7.2f}x -")
-    rates = {}
-    for batch_size in batch_sizes:
-        results = scratch / f"b{batch_size}.duckdb"
-        start = time.perf_counter()
-        summary = run_eval(EvalConfig(str(dataset), spec, batch_size=batch_size), results, backend=backend, progress=False)
-        elapsed = time.perf_counter() - start
-        turns = _turns(results)
-        rates[batch_size] = summary.episodes / elapsed
-        print(f"{f'batch {batch_size}':>12} {rates[batch_size]:>11.2f} {len(turns) / elapsed:>8.2f} {elapsed:>8.1f} "
-              f"{plain_s / elapsed:>7.2f}x {turns == plain_verdicts}")
-    best = max(rates, key=rates.get)
-    print(f"batch 1: {rates.get(1, 0) * plain_s / episodes:.2f}x the plain loop | best batch {best}: "
-          f"{rates[best] * plain_s / episodes:.2f}x")
+    print(f"\n(b) in-process runner vs the plain one-at-a-time loop ({spec.split('/')[-1]}), same model, same prompts; "
+          f"{repeat} alternating round(s)")
+    print(f"{'':>12} {'episodes/s':>11} {'turns/s':>8} {'seconds':>8} {'vs plain':>8} {'load avg':>8} same-verdicts")
+    times: dict[str, list[float]] = {}
+    episodes = plain_verdicts = None
+    for attempt in range(repeat):
+        load = os.getloadavg()[0]
+        plain_s, verdicts = plain_loop(dataset, backend)
+        plain_verdicts = plain_verdicts or verdicts
+        episodes = len({v[0] for v in verdicts})
+        times.setdefault("plain loop", []).append(plain_s)
+        print(f"{'plain loop':>12} {episodes / plain_s:>11.2f} {len(verdicts) / plain_s:>8.2f} {plain_s:>8.1f} "
+              f"{1.0:>7.2f}x {load:>8.1f} {verdicts == plain_verdicts}")
+        for batch_size in batch_sizes:
+            results = scratch / f"b{batch_size}.duckdb"
+            results.unlink(missing_ok=True)
+            load = os.getloadavg()[0]
+            start = time.perf_counter()
+            run_eval(EvalConfig(str(dataset), spec, batch_size=batch_size), results, backend=backend, progress=False)
+            elapsed = time.perf_counter() - start
+            turns = _turns(results)
+            times.setdefault(f"batch {batch_size}", []).append(elapsed)
+            print(f"{f'batch {batch_size}':>12} {episodes / elapsed:>11.2f} {len(turns) / elapsed:>8.2f} {elapsed:>8.1f} "
+                  f"{plain_s / elapsed:>7.2f}x {load:>8.1f} {turns == plain_verdicts}")
+    median = {name: statistics.median(values) for name, values in times.items()}
+    plain = median.pop("plain loop")
+    best = min(median, key=median.get)
+    print(f"medians of {repeat}: plain {plain:.1f} s | " + " | ".join(f"{n} {t:.1f} s ({plain / t:.2f}x)"
+                                                                       for n, t in median.items())
+          + f" | batch 1: {plain / median.get('batch 1', float('inf')):.2f}x the plain loop, best ({best}): "
+            f"{plain / median[best]:.2f}x")
 
 
 def bench_transformers_serve(dataset: Path, model_dir: Path, scratch: Path, concurrency: int) -> None:
@@ -303,7 +319,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the shared 2-core box: 1)")
     parser.add_argument("--skip", nargs="*", default=[], choices=("server", "in-process", "serve"))
     parser.add_argument("--no-compare", action="store_true", help="(a) without the previous client's runs")
-    parser.add_argument("--repeat", type=int, default=3, help="(a) runs per client, alternating (a loaded box)")
+    parser.add_argument("--repeat", type=int, default=3, help="(a) runs per client, (b) rounds of plain loop and batch sizes, alternating (a loaded box)")
     args = parser.parse_args()
 
     import torch
@@ -333,7 +349,7 @@ def main() -> None:
             # Warm up once so no side pays for first-call initialisation.
             run_eval(EvalConfig(str(dataset), spec, limit=1, sources=("quickdraw",), batch_size=1),
                      scratch / "warm.duckdb", backend=backend, progress=False)
-            bench_in_process(dataset, spec, backend, scratch, args.batch_sizes)
+            bench_in_process(dataset, spec, backend, scratch, args.batch_sizes, args.repeat)
         if "serve" not in args.skip and model_dir is not None:
             bench_transformers_serve(dataset, model_dir, scratch, max(args.concurrency))
 
