@@ -7,6 +7,7 @@ each record's `image_template` points into (docs/protocol.md §1, §8).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -15,11 +16,11 @@ from typing import Iterator
 
 from tqdm.auto import tqdm
 
-from proactivebench.sources import BY_OFFICIAL_NAME, SOURCES
+from proactivebench.sources import BY_OFFICIAL_NAME, SOURCES, get_source
 from proactivebench.safe_files import OutputFolder
 from proactivebench.store import StagedOutput
 
-from .scenarios import Entry, EntryError, entry_to_episode, scenario_for
+from .scenarios import Entry, EntryError, entry_to_episode
 
 JSONL_SUFFIX = "_preprocessed.jsonl"
 
@@ -112,11 +113,6 @@ class ImportReport:
         return {"counts": self.counts, "dropped": self.dropped, "missing_official_ids": self.missing_official_ids}
 
 
-def _is_weak_vsod(entry: Entry) -> bool:
-    # The reference keeps strong occlusions only, by Python equality: 0 == False goes too (docs/protocol.md §10.13).
-    return "strong_occlusions" in entry.extra and entry.extra["strong_occlusions"] == False  # noqa: E712
-
-
 def import_official(data_dir: Path | str, out_dir: Path | str, sources: list[str] | None = None) -> ImportReport:
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     inputs = {"--data-dir": data_dir}
@@ -132,16 +128,16 @@ def import_official(data_dir: Path | str, out_dir: Path | str, sources: list[str
     report = ImportReport()
     with StagedOutput(out_dir, inputs=inputs) as staged:
         for source, path in files.items():
-            scenario = scenario_for(source)
+            scenario = get_source(source)
             entries = list(read_jsonl(path))  # parse the whole file first: a bad line fails before any image work
             seen: set[int] = set()
             for entry in entries:
                 if entry.id in seen:
                     raise EntryError(f"{entry.where}: duplicate id {entry.id}")
                 seen.add(entry.id)
-            weak = [e for e in entries if _is_weak_vsod(e)]
-            entries = [e for e in entries if not _is_weak_vsod(e)]
-            report.dropped[source] = {"weak_occlusion": len(weak)} if weak else {}
+            reasons = {e.id: scenario.release_drop(e) for e in entries}
+            entries = [e for e in entries if reasons[e.id] is None]
+            report.dropped[source] = dict(Counter(r for r in reasons.values() if r is not None))
             report.missing_official_ids[source] = sorted(kept_ids[source] - {e.id for e in entries})
             split_of = {e.id: ("test" if e.id in kept_ids[source] else "excluded") for e in entries}
             report.counts[source] = {}

@@ -31,19 +31,19 @@ from tqdm.auto import tqdm
 
 from proactivebench.actions import ACTIONS, is_abstain, parse_action
 from proactivebench.schema import NUM_CATEGORIES, EpisodeRecord, Frame, Move, State
-from proactivebench.sources import get_source
+from proactivebench.sources import SOURCES, get_source
 from proactivebench.safe_files import OutputFolder
 from proactivebench.store import StagedOutput
 
-from .scenarios import EntryError, scenario_for
+from .scenarios import EntryError
 from .scenarios.base import check_decodes
 
 REPORT_NAME = "import_train_report.json"
 ON_ERROR = ("fail", "skip")
 
-# The paper's train data is QuickDraw (a subset disjoint from the benchmark) and COCO train: a row's source is
-# the first of these whose action space covers the row's proactive options (ROD's left/right also fit COCO).
-SOURCE_PREFERENCE = ("quickdraw", "coco", "rod", "vsod", "mvpn", "imagenet_c", "changeit")
+# A row's source is the first of these whose action space covers the row's proactive options (each spec's
+# `train_rank`: the paper's train data, QuickDraw and COCO train, first).
+SOURCE_PREFERENCE = tuple(s.name for s in sorted(SOURCES.values(), key=lambda s: s.train_rank))
 
 # The reference's MCQA template (docs/protocol.md §1.4): "<question> Choose from ... Options:\nA. x\n...".
 _TEMPLATE = re.compile(
@@ -217,13 +217,14 @@ def row_source(row: TrainRow, image_paths: list[str] | None = None) -> str:
         raise EntryError(f"{row.where}: option {bad[0]!r} is neither an abstain option nor a known action")
     if actions:
         for source in SOURCE_PREFERENCE:
-            if actions <= set(scenario_for(source).action_space):
+            if actions <= set(get_source(source).action_space):
                 return source
         raise EntryError(f"{row.where}: no scenario has all the actions {sorted(actions)}")
     for path in image_paths or []:
         lowered = path.lower()
-        for source, marker in (("quickdraw", "quickdraw"), ("coco", "coco")):
-            if marker in lowered:
+        for source in SOURCE_PREFERENCE:
+            marker = get_source(source).train_image_marker
+            if marker and marker in lowered:
                 return source
     raise EntryError(f"{row.where}: cannot tell the source: no proactive option and no telling image file name")
 
@@ -259,16 +260,15 @@ def row_to_episode(row: TrainRow, images: list[dict] | None, source: str) -> Epi
         name = image.get("path") or f"train-{row.index:06d}-{number}.png"
         check_decodes(image["bytes"], name, row.where)
         frames.append(Frame(image["bytes"], name))  # the authors' bytes, unchanged
-    scenario = scenario_for(source)
-    options = [scenario.option(text) for text in row.leading]
+    spec = get_source(source)
+    options = [spec.option(text) for text in row.leading]
     moves = [Move(i, 0) for i, text in enumerate(row.leading) if text in row.proactive_actions]
     unknown = kind == "proactive"
-    info = get_source(source)
     record = EpisodeRecord(
-        sample_id=f"{info.name}-train-{row.index:06d}",
-        source=info.name,
+        sample_id=f"{spec.name}-train-{row.index:06d}",
+        source=spec.name,
         source_id=row.index,
-        scenario=info.scenario,
+        scenario=spec.scenario,
         question=row.question,
         options=options,
         categories=row.categories,

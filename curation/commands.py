@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from proactivebench.eval.backends.options import add_backend_arguments, backend_options
+from proactivebench.filter_rule import DEFAULT_THRESHOLD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     filt.add_argument("--dataset", type=Path, required=True, help="hub-layout episode folder (the pre-filter pool)")
     filt.add_argument("--predictions", type=Path, required=True, help="folder of <model>.parquet prediction files")
-    filt.add_argument("--threshold", type=float, default=0.25, help="exclusion threshold (default: the paper's 0.25)")
+    filt.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                      help=f"exclusion threshold (default: the paper's {DEFAULT_THRESHOLD})")
     filt.add_argument("--out", type=Path, required=True, help="new hub-layout folder to write")
     filt.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     filt.set_defaults(func=run_filter)

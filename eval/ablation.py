@@ -13,11 +13,10 @@ our graph has no such state, so that draw ends the episode.
 
 from __future__ import annotations
 
-import hashlib
-import random
 from typing import Any, Callable, Mapping
 
 from proactivebench.actions import ACTIONS, is_abstain, parse_action
+from proactivebench.seeding import rng_for
 
 # Proactive suggestions per scenario, in the reference's wording (docs/protocol.md §4).
 SUGGESTIONS: dict[str, tuple[str, ...]] = {
@@ -34,16 +33,12 @@ SUGGESTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _rng(seed: int, key: str) -> random.Random:
-    return random.Random(int.from_bytes(hashlib.sha256(f"{seed}/{key}".encode()).digest()[:8], "big"))
-
-
 def _action(text: str) -> str | None:
     return parse_action(text, ACTIONS)
 
 
 def invalid_suggestions(row: Mapping[str, Any], seed: int = 0) -> dict:
-    rng = _rng(seed, row["sample_id"])
+    rng = rng_for(seed, row["sample_id"], hashed=True)
     options = [dict(o) for o in row["options"]]
     proactive = [i for i, o in enumerate(options) if o["kind"] == "proactive"]
     own_actions = sorted({o["action"] for o in options if o["kind"] == "proactive"})
@@ -74,7 +69,7 @@ def invalid_suggestions(row: Mapping[str, Any], seed: int = 0) -> dict:
         by_action = {original[m["option"]]["action"]: m["to"] for m in state["moves"]}
         moves = []
         for index in proactive:
-            drawn = movable[_rng(seed, f"{row['sample_id']}/{number}/{index}").randrange(len(movable))]
+            drawn = movable[rng_for(seed, row["sample_id"], number, index, hashed=True).randrange(len(movable))]
             if drawn in by_action:
                 moves.append({"option": index, "to": by_action[drawn]})
         states.append({**state, "shown": list(range(len(options))), "moves": moves})

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from proactivebench.seeding import numpy_rng
+
 from .analytics import SETTING_COLUMNS, SINGLE_TURN_MODES
 
 DEFAULT_RESAMPLES = 1000
@@ -58,7 +60,7 @@ def table1_intervals(con, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAUL
     out: dict[tuple, dict[str, Interval]] = {}
     tail = (100 - LEVEL) / 2
     for key, sources in _episodes(con).items():
-        rng = np.random.default_rng([seed, *"\0".join(key).encode()])
+        rng = numpy_rng(seed, *key)
         per_metric: dict[str, list[np.ndarray]] = {m: [] for m in METRICS}
         intervals: dict[str, Interval] = {}
         for source in sorted(sources):

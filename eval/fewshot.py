@@ -18,9 +18,9 @@ example answer is one the parser accepts:
   by the shorter direction, COCO to its widest view.
 
 A move's answer is the option text; with --cot it is f"{cot_prompt} {letter}. {option}" (the reference's form;
-ROD and MVP-N texts from the scenario classes, analogous texts for the other five below). The category answer is
+ROD's and MVP-N's texts are the reference's, analogous ones for the other five; each in its source spec). The category answer is
 the category string. --reduce-shots keeps the first and last step of trajectories longer than two. Example
-images are resized to the scenario's ICL size (`icl_resize`: ROD 512, MVP-N 112; 224 px short edge elsewhere)
+images are resized to the source's ICL size (`icl_resize` of its spec: ROD 512, MVP-N 112; 224 px short edge elsewhere)
 or to --shot-size; the evaluated episode's own images are not resized (unless --history asks for it).
 
 Message layout (few-shot, optionally with history): for each shot in order, for each of its steps
@@ -34,71 +34,30 @@ single episode, which then runs plain); the run records the count per source in 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import random
-from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Mapping
 
-from proactivebench.schema import shortest_answer_path
+from proactivebench.graph import StateGraph, accepts_answer
+from proactivebench.seeding import rng_for
+from proactivebench.sources import get_source
 
 from .backends import Request
 from proactivebench.engine import Episode
 from .history import HISTORY_SIZE, assistant_message, frame_image, history_turns, user_message
 
-DEFAULT_SHOT_SIZE = 224  # sources without an `icl_resize` of their own
-
-# CoT prefixes for the scenarios the reference gives none (it implements ROD and MVP-N only,
-# docs/protocol.md §5.2): the same three sentences, "I cannot ... / <action> might ... / So, first, I need to
-# <action> and then answer".
-COT_PROMPTS: dict[str, str] = {
-    "vsod": (
-        "I cannot see what is hidden by the occlusion. Waiting for the occlusion to disappear or rewinding the video "
-        "might reveal what is behind it. So, first, I need to wait or rewind the video and then answer the question. "
-        "Therefore, the answer is:"
-    ),
-    "imagenet_c": (
-        "I cannot tell what is in this image because of its poor quality. Enhancing the image quality might reveal "
-        "the object. So, first, I need to enhance the image and then answer the question. Therefore, the answer is:"
-    ),
-    "quickdraw": (
-        "I cannot tell what this drawing shows yet. Adding more details to the drawing might make it recognisable. "
-        "So, first, I need to add more details and then answer the question. Therefore, the answer is:"
-    ),
-    "changeit": (
-        "I cannot answer from this frame of the video. Waiting for the object or action to appear or rewinding the "
-        "video might show it. So, first, I need to wait or rewind the video and then answer the question. "
-        "Therefore, the answer is:"
-    ),
-    "coco": (
-        "I cannot tell what the object is from this view. Moving the camera or moving farther from the object might "
-        "show it entirely. So, first, I need to move the camera and then answer the question. Therefore, the "
-        "answer is:"
-    ),
-}
-
-
-def _scenario(source: str):
-    from proactivebench.builders.scenarios import scenario_for
-
-    return scenario_for(source)
 
 
 def cot_prompt(source: str) -> str:
-    return getattr(_scenario(source), "cot_prompt", None) or COT_PROMPTS[source]
+    return get_source(source).cot_prompt
 
 
 def shot_size(source: str, override: int | None = None) -> int:
-    """The ICL resize (short edge, px): --shot-size, else the scenario's `icl_resize`, else 224; 0 keeps frames."""
+    """The ICL resize (short edge, px): --shot-size, else the source spec's `icl_resize`; 0 keeps frames."""
     if override is not None:
         return override
-    return getattr(_scenario(source), "icl_resize", None) or DEFAULT_SHOT_SIZE
-
-
-def _rng(seed: int, *parts: object) -> random.Random:
-    digest = hashlib.sha256("/".join(map(str, (seed, *parts))).encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
+    return get_source(source).icl_resize
 
 
 # --- solved trajectories ------------------------------------------------------------------------------------
@@ -138,32 +97,19 @@ def _one_random_move(episode: Episode, rng: random.Random) -> list[int]:
 
 def _to_reference(episode: Episode, rng: random.Random) -> list[int]:
     """The shortest moves to a state showing the reference frame that accepts an answer; else the walk."""
-    states, first = episode.states, episode.state
     target_frame = int(episode.row["reference_frame"])
-    parents: dict[int, tuple[int, int] | None] = {first: None}
-    queue = deque([(first, 1)])
-    while queue:
-        index, turns = queue.popleft()
-        if states[index].frame == target_frame and states[index].accepts_answer:
-            plan = []
-            while parents[index] is not None:
-                index, option = parents[index]
-                plan.append(option)
-            return plan[::-1]
-        if turns >= episode.max_turns:
-            continue
-        for move in sorted(states[index].moves, key=lambda m: m.option):
-            if move.to not in parents:
-                parents[move.to] = (index, move.option)
-                queue.append((move.to, turns + 1))
-    return _walk(episode, rng)
+    plan = StateGraph(episode.states).shortest_moves(
+        episode.state, episode.max_turns, lambda state: state.frame == target_frame and state.accepts_answer
+    )
+    return _walk(episode, rng) if plan is None else plan
 
 
+# A source spec's `shot_policy` names its rule (proactivebench/sources/spec.py SHOT_POLICIES).
 TRAJECTORIES: dict[str, Callable[[Episode, random.Random], list[int]]] = {
-    "rod": _one_random_move,
-    "mvpn": _walk,
+    "one_random_move": _one_random_move,
+    "lowest_move_walk": _walk,
+    "to_reference": _to_reference,
 }
-DEFAULT_TRAJECTORY = _to_reference
 
 
 def _end_state(episode: Episode, plan: list[int]) -> int:
@@ -178,10 +124,11 @@ def _fix_plan(episode: Episode, plan: list[int]) -> list[int]:
     end = _end_state(episode, plan)
     if episode.states[end].accepts_answer:
         return plan
-    path = shortest_answer_path(episode.states, end, episode.max_turns - len(plan))
-    if path is None:
-        return list(_path_options(episode, shortest_answer_path(episode.states, episode.state, episode.max_turns)))
-    return plan + list(_path_options(episode, path))
+    graph = StateGraph(episode.states)
+    rest = graph.shortest_moves(end, episode.max_turns - len(plan), accepts_answer)
+    if rest is None:
+        return graph.shortest_moves(episode.state, episode.max_turns, accepts_answer) or []
+    return plan + rest
 
 
 def informative_plan(episode: Episode) -> list[int]:
@@ -191,16 +138,11 @@ def informative_plan(episode: Episode) -> list[int]:
     return _fix_plan(episode, _to_reference(episode, random.Random(0)))
 
 
-def _path_options(episode: Episode, path: list[int] | None):
-    for here, there in zip(path or [], (path or [])[1:]):
-        yield next(m.option for m in episode.states[here].moves if m.to == there)
-
-
 def solved_trajectory(row: Mapping[str, Any], seed: int = 0, cot: bool = False, hint: bool = False) -> list[ShotStep]:
     """The example episode's steps (frame, prompt, answer), stepped through the engine so it is known to solve."""
     episode = Episode(row, hint=hint, mode="mcqa", parser="paper")
-    policy = TRAJECTORIES.get(episode.source, DEFAULT_TRAJECTORY)
-    plan = _fix_plan(episode, policy(episode, _rng(seed, "trajectory", episode.sample_id)))
+    policy = TRAJECTORIES[get_source(episode.source).shot_policy]
+    plan = _fix_plan(episode, policy(episode, rng_for(seed, "trajectory", episode.sample_id, hashed=True)))
     prefix = cot_prompt(episode.source) if cot else None
     steps: list[ShotStep] = []
     for option in plan:
@@ -255,7 +197,7 @@ class ShotPool:
     def shots_for(self, sample_id: str, source: str) -> list[int]:
         """Row indices of the episode's shots, in prompt order; never the episode itself."""
         candidates = [i for i in self.by_source.get(source, []) if self.sample_ids[i] != sample_id]
-        return _rng(self.options.seed, "shots", sample_id).sample(candidates, min(self.options.shots, len(candidates)))
+        return rng_for(self.options.seed, "shots", sample_id, hashed=True).sample(candidates, min(self.options.shots, len(candidates)))
 
     def _load_example(self, index: int) -> tuple[list[ShotStep], Any, int]:
         row = self.table[index]

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import hashlib
 import re
 import socket
 import subprocess
@@ -24,21 +23,18 @@ import time
 import urllib.request
 from typing import Iterator
 
+from proactivebench.seeding import stable_unit
+
 LETTERS = re.compile(r"^([A-Z])\. ", re.MULTILINE)
 
 
-def _unit(text: str, salt: str) -> float:
-    """A number in [0, 1) that depends only on the text."""
-    return int.from_bytes(hashlib.sha256((salt + text).encode()).digest()[:8], "big") / 2**64
-
-
 def latency_for(prompt: str, min_ms: float = 20, max_ms: float = 400) -> float:
-    return (min_ms + (max_ms - min_ms) * _unit(prompt, "latency")) / 1000
+    return (min_ms + (max_ms - min_ms) * stable_unit("latency" + prompt)) / 1000
 
 
 def answer_for(prompt: str) -> str:
     letters = LETTERS.findall(prompt) or ["A"]
-    draw = _unit(prompt, "answer")
+    draw = stable_unit("answer" + prompt)
     return letters[0] if draw < 0.6 else letters[int(draw * 997) % len(letters)]
 
 

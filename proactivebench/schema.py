@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import io
 import json
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import datasets
 
+from .graph import StateGraph
 from .safe_files import SAFE_ID_RULE, is_safe_id
 from .sources import SCENARIO_NAMES, SOURCE_NAMES
 
@@ -163,8 +163,11 @@ class EpisodeRecord:
         }
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "EpisodeRecord":
-        """Accepts a row as stored (frames as {bytes, path}) or as decoded by `datasets` (frames as PIL)."""
+    def from_row(cls, row: Mapping[str, Any], frames: bool = True) -> "EpisodeRecord":
+        """Accepts a row as stored (frames as {bytes, path}) or as decoded by `datasets` (frames as PIL).
+
+        `frames=False` leaves the frames out (an empty list): what replays the graph without showing an image.
+        """
         return cls(
             sample_id=row["sample_id"],
             source=row["source"],
@@ -177,7 +180,7 @@ class EpisodeRecord:
             options=[Option(o["text"], o["kind"], o["action"]) for o in row["options"]],
             categories=list(row["categories"]),
             answer=row["answer"],
-            frames=[_frame_from_feature(f, i) for i, f in enumerate(row["frames"])],
+            frames=[_frame_from_feature(f, i) for i, f in enumerate(row["frames"])] if frames else [],
             states=states_from_rows(row["states"]),
             first_state=int(row["first_state"]),
             reference_frame=int(row["reference_frame"]),
@@ -276,25 +279,6 @@ def validate_row_fields(r: EpisodeRecord) -> None:
     if unknown_answer:
         if any(s.accepts_answer for s in r.states):
             _fail(r, "states", "a state accepts an answer but the answer is unknown (meta.answer_unknown)")
-    elif shortest_answer_path(r.states, r.first_state, r.max_turns) is None:
+    elif StateGraph(r.states).answer_path(r.first_state, r.max_turns) is None:
         _fail(r, "states", f"no state that accepts an answer is reachable from first_state within {r.max_turns} turns")
 
-
-def shortest_answer_path(states: list[State], first: int, max_turns: int) -> list[int] | None:
-    """States from `first` to the nearest one that accepts an answer, reachable within the turn budget."""
-    parents: dict[int, int | None] = {first: None}
-    queue = deque([(first, 1)])
-    while queue:
-        index, turn = queue.popleft()
-        if states[index].accepts_answer:
-            path = [index]
-            while parents[path[-1]] is not None:
-                path.append(parents[path[-1]])
-            return path[::-1]
-        if turn >= max_turns:
-            continue
-        for move in states[index].moves:
-            if move.to not in parents:
-                parents[move.to] = index
-                queue.append((move.to, turn + 1))
-    return None

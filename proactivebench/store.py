@@ -365,9 +365,8 @@ def load(root: Path | str, source: str | None = None, split: str = "test", **kwa
         except ConnectionError as error:  # offline, or the Hub unreachable: one line, not a traceback
             raise ValueError(f"cannot reach dataset {str(root)!r} on the Hub: {error}") from None
     files = config_files(root, config, split)
-    return datasets.load_dataset(
-        "parquet", data_files={split: [str(p) for p in files]}, features=FEATURES, split=split, **kwargs
-    )
+    kwargs = {"features": FEATURES, **kwargs}  # a caller may pass its own (e.g. `undecoded_features()`)
+    return datasets.load_dataset("parquet", data_files={split: [str(p) for p in files]}, split=split, **kwargs)
 
 
 def config_files(root: Path | str, config: str, split: str) -> list[Path]:
@@ -411,6 +410,13 @@ def iter_rows(root: Path | str, sources: Iterable[str] | None = None, split: str
                 yield from table.to_pylist()
 
 
+def undecoded_features():
+    """The episode features with the frames left encoded ({bytes, path}): the same Arrow storage as `FEATURES`."""
+    import datasets
+
+    return datasets.Features({**FEATURES, "frames": datasets.List(datasets.Image(decode=False))})
+
+
 def load_episodes(
     dataset: Path | str, split: str = "test", sources: Sequence[str] | None = None, revision: str | None = None
 ):
@@ -425,7 +431,10 @@ def load_episodes(
     from .integrity import DatasetError, IdRegistry, check_table, verify_folder
 
     which = f" for {', '.join(sources)}" if sources else ""
-    undecoded = datasets.List(datasets.Image(decode=False))
+    # Frames undecoded from the start, not `cast_column` afterwards: that cast is a `map` whose batches of 1,000
+    # rows concatenate their frames into one Arrow binary array, past 2 GiB at the paper's scale with 640x480
+    # photographs ("offset overflow while concatenating arrays"). Same storage, so this needs no pass at all.
+    features = undecoded_features()
     if Path(dataset).is_dir():
         chosen = verify_folder(dataset, [split], sources)
         order = list(sources) if sources else sorted(chosen)
@@ -433,17 +442,15 @@ def load_episodes(
         if not files:
             raise DatasetError(f"{dataset}: no {split!r} split{which}")
         try:
-            table = datasets.load_dataset("parquet", data_files={split: files}, features=FEATURES, split=split)
+            return datasets.load_dataset("parquet", data_files={split: files}, features=features, split=split)
         except datasets.exceptions.DatasetGenerationError:
             raise DatasetError(_unreadable(files) or f"{dataset}: the {split!r} shards do not read") from None
-        return table.cast_column("frames", undecoded)
-    kwargs = {"revision": revision} if revision else {}
+    kwargs = {"features": features, **({"revision": revision} if revision else {})}
     try:  # per-source configs when sources are named: only their shards are downloaded
         tables = [load(str(dataset), source, split=split, **kwargs) for source in (sources or [None])]
     except (FileNotFoundError, ValueError, datasets.exceptions.DatasetNotFoundError) as error:
         raise DatasetError(f"cannot load dataset {str(dataset)!r} split {split!r}: {error}") from None
-    table = tables[0] if len(tables) == 1 else datasets.concatenate_datasets(tables)
-    table = table.cast_column("frames", undecoded)
+    table = tables[0] if len(tables) == 1 else datasets.concatenate_datasets(tables)  # no copy: chunks side by side
     ids = IdRegistry()
     where = f"{dataset} ({split})"
     ids.add(split, check_table(table.data.table, where), where)

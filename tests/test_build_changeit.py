@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from proactivebench.builders import build_runner as runner
-from proactivebench.builders.scenarios.changeit import REWIND
+from proactivebench.sources.changeit import REWIND
 from proactivebench.builders.sources import changeit
 from proactivebench.store import iter_rows, split_files
 

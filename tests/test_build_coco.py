@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from proactivebench.builders import build_runner as runner
-from proactivebench.builders.scenarios.coco import MOVE_OPTIONS, ZOOM_OPTION
+from proactivebench.sources.coco import MOVE_OPTIONS, ZOOM_OPTION
 from proactivebench.builders.sources import coco
 from proactivebench.cli import main
 from proactivebench.store import iter_rows, split_files

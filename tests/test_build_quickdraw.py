@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from proactivebench.builders import build_runner as runner
-from proactivebench.builders.scenarios.quickdraw import QuickDrawScenario
+from proactivebench.sources.quickdraw import QuickDrawSpec
 from proactivebench.builders.sources import quickdraw
 from proactivebench.store import iter_rows, split_files
 
@@ -68,7 +68,7 @@ def test_graph_follows_the_details_rules(built):
         assert len(proactive) == 1 and row["options"][proactive[0]]["action"] == "details"
         assert [o["kind"] for o in row["options"]].count("abstain") == 1
         assert row["max_turns"] == n == len(states) == len(row["frames"]) >= quickdraw.MIN_STROKES
-        assert row["first_state"] == 0 and row["hint"] == QuickDrawScenario.hint_text
+        assert row["first_state"] == 0 and row["hint"] == QuickDrawSpec.hint_text
         index = row["first_state"]
         for turn in range(n):
             state = states[index]
@@ -198,5 +198,5 @@ def test_option_pools_parse_like_the_reference():
     assert len(set(quickdraw.PROACTIVE)) == 13
     for text in quickdraw.PROACTIVE:
         assert sum(key in text.lower() for key in ("details", "quickdraw", "drawing", "sketch")) == 1, text
-        assert not is_abstain(text) and parse_action(text, QuickDrawScenario.action_space) == "details"
+        assert not is_abstain(text) and parse_action(text, QuickDrawSpec.action_space) == "details"
     assert all(is_abstain(text) for text in quickdraw.ABSTAIN)

@@ -11,7 +11,7 @@ from build_helpers import (
     assert_frames_decode, assert_no_leftovers, build, episodes, frame_name, option_index, write_sample,
 )
 from proactivebench.builders.build_runner import BuildError
-from proactivebench.builders.scenarios.rod import MISSING_FRAME
+from proactivebench.sources.rod import MISSING_FRAME
 
 
 @pytest.fixture(autouse=True)

@@ -52,7 +52,7 @@ def fake(monkeypatch, tmp_path):
 
     source = FakeCOCO()
     monkeypatch.setitem(RAW_SOURCES, "coco", source)
-    raw = write_release(tmp_path / "raw", {"coco": golden_entries()["coco"]}, coco_size=(160, 120))
+    raw = write_release(tmp_path / "raw", {"coco": golden_entries()["coco"]}, sizes={"coco": (160, 120)})
     return source, raw
 
 

@@ -9,7 +9,7 @@ from build_helpers import (
 )
 from proactivebench.builders.build_runner import BuildError
 from proactivebench.builders.scenarios import EntryError
-from proactivebench.builders.scenarios.vsod import VIDEO_PRE_PROMPT
+from proactivebench.sources.spec import VIDEO_PRE_PROMPT
 from proactivebench.builders.sources.vsod import QUESTIONS, TOP, voc_xml
 
 

@@ -12,7 +12,8 @@ import pytest
 
 from proactivebench.builders.official import import_official
 from proactivebench.samples.release import write_release
-from proactivebench.builders.scenarios import Entry, scenario_for
+from proactivebench.builders.scenarios import Entry
+from proactivebench.sources import get_source
 from proactivebench.eval import Episode
 from proactivebench.eval.judge import SYSTEM_PROMPT, judge_messages, parse_judgment
 
@@ -41,7 +42,7 @@ def _entry(options, first_image, step, num_images=10):
 
 @pytest.mark.parametrize("order", list(itertools.permutations([ABSTAIN, WAIT, REWIND])))
 def test_oeg_string_is_the_references_first_call(order):
-    scenario = scenario_for("changeit")
+    scenario = get_source("changeit")
     for first_image, step in itertools.product(range(10), range(1, 6)):
         ours = scenario.oeg_string(_entry(order, first_image, step))
         assert ours == reference_first_call(order, first_image, step, 10, "Apple."), (first_image, step)

@@ -15,7 +15,8 @@ from PIL import Image
 
 from proactivebench.eval.results import merge_results
 from proactivebench.eval.runner import EvalConfig, parse_shard, run_eval
-from proactivebench.schema import shortest_answer_path, states_from_rows
+from proactivebench.graph import StateGraph
+from proactivebench.schema import states_from_rows
 
 
 TURN_COLUMNS = "sample_id, source, turn, state, frame, prompt, output, option_verdict, category_verdict, chosen_kind, chosen_text, error"
@@ -41,7 +42,7 @@ def test_oracle_scores_100_with_the_shortest_paths_psr(imported_dir, imported_ro
     expected_psr = {}
     for sample_id, source, *_ in episodes:
         row = imported_rows[sample_id]
-        path = shortest_answer_path(states_from_rows(row["states"]), row["first_state"], row["max_turns"])
+        path = StateGraph(states_from_rows(row["states"])).answer_path(row["first_state"], row["max_turns"])
         expected_psr[sample_id] = len(path) - 1
     assert summary.acc == 100.0 and summary.errors == 0 and summary.episodes == len(episodes) == 10
     assert summary.psr == pytest.approx(sum(expected_psr.values()) / len(expected_psr))

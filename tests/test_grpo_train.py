@@ -6,7 +6,8 @@ import json
 import pytest
 
 from proactivebench.cli import main
-from proactivebench.train.grpo import reachable_states
+from proactivebench.graph import StateGraph
+from proactivebench.schema import states_from_rows
 from proactivebench.store import iter_rows
 
 
@@ -47,7 +48,7 @@ def test_adapter_saved_with_the_paper_lora_settings(trained, tiny_llava_dir, tra
     assert settings["steps"] == 2
     # One example per state reachable within the turn budget.
     reachable = [
-        len(reachable_states(row["states"], row["first_state"], row["max_turns"]))
+        len(StateGraph(states_from_rows(row["states"])).reachable(row["first_state"], row["max_turns"]))
         for row in iter_rows(train_bench, split="train")
     ]
     assert settings["episodes"] == len(reachable) and settings["examples"] == sum(reachable) > len(reachable)

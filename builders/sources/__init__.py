@@ -1,6 +1,8 @@
-"""One module per raw source; importing this package registers them all in `builders.raw.RAW_SOURCES`."""
+"""One module per raw source; importing this package imports them all, and each registers its builder in
+`builders.raw.RAW_SOURCES` (no list to keep: a new module is found, docs/adding_a_source.md)."""
 
 from __future__ import annotations
 
-from . import imagenet_c, mvpn, rod, vsod  # noqa: F401,E402
-from . import changeit, coco, quickdraw  # noqa: F401,E402
+from proactivebench.discovery import import_submodules
+
+import_submodules(__name__)

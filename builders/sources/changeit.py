@@ -34,11 +34,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+from proactivebench.seeding import rng_for
+
 from ..official import DirFrameReader
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..build_runner import ItemDropped, rng_for
+from ..build_runner import ItemDropped
 from ..scenarios import Entry, EntryError
-from ..scenarios.changeit import REWIND
+from proactivebench.sources.changeit import REWIND
 from ._common import choose_categories, read_text, sentence
 
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov")

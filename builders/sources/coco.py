@@ -35,11 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from proactivebench.seeding import rng_for
+
 from ..official import DirFrameReader
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..build_runner import ItemDropped, rng_for
+from ..build_runner import ItemDropped
 from ..scenarios import Entry, EntryError
-from ..scenarios.coco import MOVE_OPTIONS, ZOOM_OPTION
+from proactivebench.sources.coco import MOVE_OPTIONS, ZOOM_OPTION
 from ._common import choose_categories, draw_object, encode, scene, sentence
 
 SPLIT_FOLDERS = {"test": "val2014", "train": "train2014"}

@@ -34,10 +34,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterator
 
+from proactivebench.seeding import rng_for
+
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..build_runner import rng_for
 from ..scenarios import Entry, EntryError
-from ..scenarios.imagenet_c import LEVELS
+from proactivebench.sources.imagenet_c import LEVELS
 from ._common import FileReader, MemoryReader, choose_categories, encode, read_text, sentence
 
 log = logging.getLogger(__name__)

@@ -24,8 +24,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
+from proactivebench.seeding import rng_for
+
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..build_runner import ItemDropped, rng_for
+from ..build_runner import ItemDropped
 from ..scenarios import Entry, EntryError
 from ._common import choose_categories, sentence
 

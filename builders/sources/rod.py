@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Iterator
 
 from proactivebench.safe_files import atomic_file, staged_dir
+from proactivebench.seeding import rng_for
 
 from ..raw import BuildConfig, RawSource, WorkItem, register
-from ..build_runner import rng_for
 from ..scenarios import Entry, EntryError
-from ..scenarios.rod import MISSING_FRAME
+from proactivebench.sources.rod import MISSING_FRAME
 from ._common import FileReader, choose_categories, draw_object, encode, read_text, scene, sentence
 
 log = logging.getLogger(__name__)

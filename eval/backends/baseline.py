@@ -2,7 +2,7 @@
 
 They read the live episode (the request's context) instead of the pixels:
 - `random`: a uniformly random lettered entry.
-- `oracle`: the shortest way to a state that accepts the answer (schema.shortest_answer_path), then the answer:
+- `oracle`: the shortest way to a state that accepts the answer (proactivebench.graph), then the answer:
   100% accuracy with the fewest proactive suggestions the graph allows.
 - `oracle-proactive`: 100% accuracy the other way: every valid move to the informative view (the reference
   frame, where a state shows it; else until no valid move remains), then the answer; the most suggestions.
@@ -14,11 +14,13 @@ In open-ended mode (no letters) they answer with text: the oracle every valid an
 
 from __future__ import annotations
 
-import hashlib
 import random
+import weakref
 from typing import Callable, Sequence
 
-from proactivebench.schema import shortest_answer_path
+from proactivebench.engine import Episode
+from proactivebench.graph import StateGraph, accepts_answer
+from proactivebench.seeding import rng_for
 
 from .base import Backend, Request, register_backend
 
@@ -27,11 +29,6 @@ ABSTAIN_TEXT = "I cannot tell."
 
 def _letter(index: int) -> str:
     return chr(65 + index)
-
-
-def _rng(seed: int, key: str) -> random.Random:
-    digest = hashlib.sha256(f"{seed}/{key}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
 
 
 def _lettered(episode) -> tuple[list[int], list[str]]:
@@ -50,27 +47,34 @@ def _oracle(episode, rng: random.Random) -> str:
     if episode.mode == "reference":
         return answer
     remaining = episode.max_turns - len(episode.turns)
-    path = shortest_answer_path(episode.states, episode.state, remaining)
-    if path is None or len(path) == 1:
-        return answer
-    for move in episode.states[episode.state].moves:
-        if move.to == path[1]:
-            return _letter(shown.index(move.option))
-    return answer  # unreachable: the path's first edge is a move of this state
+    moves = StateGraph(episode.states).shortest_moves(episode.state, remaining, accepts_answer)
+    return answer if not moves else _letter(shown.index(moves[0]))
 
 
-def _oracle_proactive(episode, rng: random.Random) -> str:
-    from ..fewshot import informative_plan
+class _OracleProactive:
+    """Plans once per live episode, from its first state: replanning mid-way would forget where the walk has been.
 
-    shown, categories = _lettered(episode)
-    if episode.mode != "reference":
-        # Planned once from the first state: replanning mid-way would forget where the walk has been.
-        if "_informative_plan" not in episode.__dict__:
-            episode._informative_plan = informative_plan(episode)
-        plan = episode._informative_plan
-        if len(episode.turns) < len(plan):
-            return _letter(shown.index(plan[len(episode.turns)]))
-    return _letter(len(shown) + categories.index(episode.answer))
+    The plans are kept here, by episode, not on the episode: it is the engine's object. A plan depends on the
+    episode alone (`informative_plan` is deterministic), so one table serves every backend.
+    """
+
+    def __init__(self) -> None:
+        self.plans: weakref.WeakKeyDictionary[Episode, list[int]] = weakref.WeakKeyDictionary()
+
+    def __call__(self, episode: Episode, rng: random.Random) -> str:
+        from ..fewshot import informative_plan
+
+        shown, categories = _lettered(episode)
+        if episode.mode != "reference":
+            plan = self.plans.get(episode)
+            if plan is None:
+                plan = self.plans[episode] = informative_plan(episode)
+            if len(episode.turns) < len(plan):
+                return _letter(shown.index(plan[len(episode.turns)]))
+        return _letter(len(shown) + categories.index(episode.answer))
+
+
+_oracle_proactive = _OracleProactive()
 
 
 def _always_proactive(episode, rng: random.Random) -> str:
@@ -139,7 +143,7 @@ class BaselineBackend(Backend):
         context = request.context
         if context is None:
             raise ValueError(f"{self.spec} needs the episode as the request context")
-        rng = _rng(self.seed, request.key)
+        rng = rng_for(self.seed, request.key, hashed=True)
         if hasattr(context, "shown_options"):  # a live Episode (MCQA / reference)
             return self.policy(context, rng)
         return self.oeg_policy(getattr(context, "row", context), rng)  # OEG: the row

@@ -15,7 +15,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from .base import BACKENDS
+from .base import discover_backends
 
 
 def cli_flag(help: str, **argparse_kwargs: Any) -> dict[str, Any]:
@@ -38,9 +38,9 @@ class BackendFlag:
 
 def option_classes() -> dict[str, type]:
     """kind -> the option dataclass of each registered backend."""
-    from . import baseline, hf, openai_server  # noqa: F401 - importing registers the factories
-
-    return {kind: factory.OPTION_CLASS for kind, factory in BACKENDS.items() if hasattr(factory, "OPTION_CLASS")}
+    return {
+        kind: factory.OPTION_CLASS for kind, factory in discover_backends().items() if hasattr(factory, "OPTION_CLASS")
+    }
 
 
 def _plain_type(annotation: Any) -> type:

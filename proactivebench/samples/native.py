@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from proactivebench.safe_files import OutputFolder, replace_dir, staged_dir, tree_files
 
-from proactivebench.builders.build_runner import get_raw_source
+from proactivebench.builders.build_runner import get_raw_source, raw_source_names
 
 DEFAULT_PER_SOURCE = 4
 
@@ -22,12 +22,9 @@ def write_sample_data(
     progress: bool = True,
 ) -> dict[str, Path]:
     """Write `out/<source>/` for each source (all registered ones by default); returns {source: folder}."""
-    from proactivebench.builders.raw import RAW_SOURCES
-
     if per_source < 1:
         raise ValueError(f"--per-source must be at least 1, got {per_source}")
-    get_raw_source("rod")  # imports the registry
-    names = list(sources) if sources else sorted(RAW_SOURCES)
+    names = list(sources) if sources else sorted(raw_source_names())
     for name in names:
         get_raw_source(name)  # a clear error for a source without a builder
     out = Path(out)

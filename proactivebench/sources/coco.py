@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import Entry, FrameRef, Scenario, StateSpec, strip_periods
+from .spec import Entry, FrameRef, SourceSpec, StateSpec, strip_periods
 
 MOVE_OPTIONS = {
     "left": "Move the camera to the left.",
@@ -22,10 +22,25 @@ def grown_step(step0: float, moves: int) -> float:
     return step
 
 
-class COCOScenario(Scenario):
-    source = "coco"
+class COCOSpec(SourceSpec):
+    name = "coco"
+    official_name = "coco2014"
+    acronym = "COCO"
+    scenario = "camera_movement"
+    position = 6
+    license = "CC BY 4.0 (annotations); Flickr terms for images"
+    citation = "Lin et al., Microsoft COCO: Common Objects in Context, ECCV 2014"
+    homepage = "https://cocodataset.org"
     action_space = ("stop", "up", "down", "left", "right", "zoom")
     oeg_threshold = 2
+    cot_prompt = (  # ours, as for VSOD
+        "I cannot tell what the object is from this view. Moving the camera or moving farther from the object might "
+        "show it entirely. So, first, I need to move the camera and then answer the question. Therefore, the "
+        "answer is:"
+    )
+    train_rank = 1  # after QuickDraw: ROD's left/right also fit COCO
+    train_image_marker = "coco"
+    release_image_size = (640, 480)  # room for the sample's crops
 
     def check(self, entry: Entry) -> None:
         direction = entry.require("direction", str)
@@ -121,3 +136,27 @@ class COCOScenario(Scenario):
 
     def oeg_string(self, entry: Entry) -> str:
         return "Move the camera, Move farther from the object, " + strip_periods(entry.answer) + "."
+
+    def release_sample(self) -> list[dict]:
+        return [
+            _sample_entry(0, "up_left", 3, 10, 20, ["I cannot tell.", "Move the camera up.", "Move the camera to the left."]),
+            _sample_entry(1, "zoom", 3, 5, 7, ["Move farther from the object.", "I cannot tell."]),
+            _sample_entry(2, "right", 3, 10, 20, ["I cannot tell.", "Move the camera to the right."]),
+            # id 3 is not among the paper's kept ids: it lands in `excluded`.
+            _sample_entry(3, "down", 4, 10, 20, ["Move the camera down.", "I cannot tell."]),
+        ]
+
+    def release_images(self, entry: Entry) -> list[str]:
+        return [entry.image_template]
+
+
+SAMPLE_CROP = {"top": 100, "left": 50, "height": 300, "width": 400}
+
+
+def _sample_entry(sample_id: int, direction: str, g: int, h0: float, v0: float, options: list[str]) -> dict:
+    return {
+        "id": sample_id, "prompt": "What is the main object?", "image_template": "coco2014/val2014/COCO_val2014_000000000042.jpg",
+        "first_image": 0, "num_images": 1, "reference_image": 0, "direction": direction, "granularity": g,
+        "horizontal_step": h0, "vertical_step": v0, "crop": dict(SAMPLE_CROP), "options": options,
+        "categories": ["Dog.", "Cat.", "Horse.", "Sheep."], "answer": "Dog.",
+    }

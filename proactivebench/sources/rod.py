@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from .base import Entry, FrameRef, Scenario, StateSpec
+from .spec import SAMPLE_PROMPT, Entry, FrameRef, SourceSpec, StateSpec
 
 # The one ROD frame missing from the source; the reference shows a neighbour instead (docs/protocol.md §4.1).
 MISSING_FRAME = "natural_bluebl_greenr-banana-s6"
 
 
-class RODScenario(Scenario):
-    source = "rod"
+SAMPLE_OPTIONS = ["Move the red blocks to the left.", "Move the red blocks to the right.", "I cannot tell."]
+
+
+class RODSpec(SourceSpec):
+    name = "rod"
+    official_name = "Realistic-Occlusion-Dataset"
+    acronym = "ROD"
+    scenario = "occlusion"
+    position = 0
+    license = "other (see the ROD card)"
+    citation = "Lee et al., Hardwiring ViT Patch Selectivity into CNNs using Patch Mixing, arXiv:2306.17848, 2023"
+    homepage = "https://huggingface.co/datasets/arielnlee/Realistic-Occlusion-Dataset"
     action_space = ("stop", "left", "right")
     hint_text = "Hint: moving the occluding object might reveal what is behind it."
     reference_question = "What type of object is in the image?"
@@ -19,6 +29,8 @@ class RODScenario(Scenario):
         "So, first, I need to move the occluding object and then answer the question. Therefore, the answer is:"
     )
     icl_resize = 512
+    shot_policy = "one_random_move"
+    train_rank = 2
 
     # key: (is_first_turn, image id, last action); the last action only matters for the missing frame.
     def start(self, entry: Entry):
@@ -53,3 +65,21 @@ class RODScenario(Scenario):
 
     def oeg_string(self, entry: Entry) -> str:
         return "Move the blocks, Move the camera."
+
+    def release_sample(self) -> list[dict]:
+        return [
+            {
+                "prompt": SAMPLE_PROMPT, "id": 0, "image_template": "ROD/natural_bluebl_greenr-banana-s{image}.jpg",
+                "first_image": 7, "num_images": 14, "reference_image": 0, "options": SAMPLE_OPTIONS,
+                "categories": ["Screwdriver.", "Banana.", "Vase.", "Spatula."], "answer": "Banana.",
+            },
+            {
+                "prompt": SAMPLE_PROMPT, "id": 1, "image_template": "ROD/kitchen_white_box-cup-s{image}.jpg",
+                "first_image": 7, "num_images": 14, "reference_image": 0, "options": SAMPLE_OPTIONS[::-1],
+                "categories": ["Cup.", "Plate.", "Hammer.", "Mouse."], "answer": "Cup.",
+            },
+        ]
+
+    def release_images(self, entry: Entry) -> list[str]:
+        paths = [entry.image_template.format(image=i) for i in range(entry.num_images)]
+        return [p for p in paths if MISSING_FRAME not in p]  # that frame is missing from the source

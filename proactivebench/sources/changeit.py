@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from .base import Entry, FrameRef, Scenario, StateSpec, strip_periods
-from .vsod import VIDEO_PRE_PROMPT
+from .spec import VIDEO_PRE_PROMPT, Entry, FrameRef, SourceSpec, StateSpec, strip_periods
 
 REWIND = "Rewind the video."
 WAIT_PREFIX = "Wait for the"
 
 
-class ChangeItScenario(Scenario):
-    source = "changeit"
+class ChangeItSpec(SourceSpec):
+    name = "changeit"
+    official_name = "ChangeIt"
+    acronym = "CIT"
+    scenario = "temporal"
+    position = 5
+    license = "MIT (annotations); videos are YouTube content"
+    citation = (
+        "Soucek et al., Look for the Change: Learning Object States and State-Modifying Actions from "
+        "Untrimmed Web Videos, CVPR 2022"
+    )
+    homepage = "https://github.com/soCzech/ChangeIt"
     action_space = ("stop", "rewind", "forward")
     hint_text = (
         "Hint: If you cannot answer the question, waiting for it to appear or rewinding the video could help with "
@@ -18,6 +27,12 @@ class ChangeItScenario(Scenario):
     )
     pre_prompt = VIDEO_PRE_PROMPT
     oeg_threshold = 2
+    cot_prompt = (  # ours, as for VSOD
+        "I cannot answer from this frame of the video. Waiting for the object or action to appear or rewinding the "
+        "video might show it. So, first, I need to wait or rewind the video and then answer the question. "
+        "Therefore, the answer is:"
+    )
+    train_rank = 6
 
     def check(self, entry: Entry) -> None:
         if entry.require("step_size", int) < 1:
@@ -68,3 +83,16 @@ class ChangeItScenario(Scenario):
         # (docs/protocol.md §10.10); the judge prompt used the first, so that one is kept.
         answers = [entry.options[i] for i in first] + [REWIND]
         return ",".join(strip_periods(x) for x in answers + [entry.answer]) + "."
+
+    def release_sample(self) -> list[dict]:
+        return [
+            {
+                "id": 0, "prompt": "Which object is shown?", "image_template": "ChangeIt/apple/vid0/{image}.jpg",
+                "first_image": 0, "num_images": 10, "reference_image": 9, "step_size": 4, "max_steps": 5,
+                "options": ["I cannot answer this question.", "Wait for the object to appear.", "Rewind the video."],
+                "categories": ["Apple.", "Pear.", "Onion.", "Potato."], "answer": "Apple.",
+            }
+        ]
+
+    def release_images(self, entry: Entry) -> list[str]:
+        return [entry.image_template.format(image=str(i)) for i in range(entry.num_images)]

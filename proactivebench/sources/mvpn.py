@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from .base import Entry, FrameRef, LinearScenario
+from .spec import SAMPLE_PROMPT, Entry, FrameRef, LinearSpec
 
 
-class MVPNScenario(LinearScenario):
-    source = "mvpn"
+class MVPNSpec(LinearSpec):
+    name = "mvpn"
+    official_name = "MVP-N"
+    acronym = "MVP-N"
+    scenario = "viewpoint"
+    position = 2
+    license = "non-commercial research use"
+    citation = (
+        "Wang et al., MVP-N: A Dataset and Benchmark for Real-World Multi-View Object Classification, "
+        "NeurIPS 2022 Datasets and Benchmarks"
+    )
+    homepage = "https://github.com/SMNUResearch/MVP-N"
     action_space = ("stop", "rotate")
     hint_text = "Hint: rotating the object could provide a more informative view."
     oeg_threshold = 2
@@ -16,6 +26,8 @@ class MVPNScenario(LinearScenario):
         "question. Therefore, the answer is:"
     )
     icl_resize = 112
+    shot_policy = "lowest_move_walk"
+    train_rank = 4
 
     def check(self, entry: Entry) -> None:
         valid_images = entry.require("valid_images", list)
@@ -35,3 +47,16 @@ class MVPNScenario(LinearScenario):
 
     def oeg_string(self, entry: Entry) -> str:
         return "Rotate the object, Move the camera."
+
+    def release_sample(self) -> list[dict]:
+        return [
+            {
+                "prompt": SAMPLE_PROMPT, "id": 5, "image_template": "MVP-N/obj/{informative}/{image}.png", "first_image": 3,
+                "num_images": 3, "reference_image": 9, "valid_images": [3, 7, 9],
+                "options": ["Rotate the object.", "I do not know what is this object."],
+                "categories": ["Shampoo.", "Lotion.", "Soap.", "Gel."], "answer": "Soap.",
+            }
+        ]
+
+    def release_images(self, entry: Entry) -> list[str]:
+        return [self.frame_path(entry, i, k) for i in entry.extra["valid_images"] for k in (0, 1)]

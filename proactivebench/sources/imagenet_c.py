@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
-from .base import Entry, FrameRef, LinearScenario, strip_periods
+from .spec import SAMPLE_PROMPT, Entry, FrameRef, LinearSpec, strip_periods
 
 LEVELS = (1, 2, 3, 4, 5)
 
 
-class ImageNetCScenario(LinearScenario):
-    source = "imagenet_c"
+class ImageNetCSpec(LinearSpec):
+    name = "imagenet_c"
+    official_name = "ImageNet-C"
+    acronym = "IN-C"
+    scenario = "image_quality"
+    position = 3
+    license = "CC BY 4.0 (corruptions); ImageNet terms apply"
+    citation = (
+        "Hendrycks and Dietterich, Benchmarking Neural Network Robustness to Common Corruptions and "
+        "Perturbations, ICLR 2019"
+    )
+    homepage = "https://github.com/hendrycks/robustness"
     action_space = (
         "stop", "brightness", "contrast", "saturate", "blur", "noise", "jpeg_compression", "pixelate", "artifacts",
     )
     hint_text = "Hint: enhancing the image quality could help with classification."
     oeg_threshold = 1
+    cot_prompt = (  # ours, as for VSOD
+        "I cannot tell what is in this image because of its poor quality. Enhancing the image quality might reveal "
+        "the object. So, first, I need to enhance the image and then answer the question. Therefore, the answer is:"
+    )
+    train_rank = 5
 
     def check(self, entry: Entry) -> None:
         quality = entry.require("quality_answer", str)
@@ -39,3 +54,18 @@ class ImageNetCScenario(LinearScenario):
 
     def meta(self, entry: Entry) -> dict:
         return {"severity_by_turn": [entry.first_image - t for t in range(entry.num_images)]}
+
+    def release_sample(self) -> list[dict]:
+        return [
+            {
+                "prompt": SAMPLE_PROMPT, "id": 2,
+                "image_template": "ImageNet-C/gaussian_blur/{level}/n02992211/ILSVRC2012_val_00000001.JPEG",
+                "first_image": 5, "num_images": 5, "reference_image": 1, "quality_answer": "Deblur the image.",
+                "options": ["Denoise the image.", "Increase image resolution.", "Reduce brightness.", "I cannot tell.",
+                            "Deblur the image."],
+                "categories": ["Violin.", "Guitar.", "Banjo.", "Cello."], "answer": "Cello.",
+            }
+        ]
+
+    def release_images(self, entry: Entry) -> list[str]:
+        return [entry.image_template.format(level=level) for level in LEVELS]
