@@ -47,7 +47,7 @@ def _eval(args) -> int:
     if args.export_parquet:
         for path in export_parquet(args.results, args.export_parquet):
             print(f"exported {path}")
-    if summary.errors:  # a failure, not a result (docs/architecture.md §2): the exit status says so
+    if summary.errors:  # a failure, not a result (docs/architecture.md §6): the exit status says so
         print(f"error: {backend_errors_line(summary.errors, summary.episodes, args.model, getattr(args, 'base_url', None))}",
               file=sys.stderr)
         return 1

@@ -104,7 +104,7 @@ def _check_ranges(args: argparse.Namespace) -> None:
             raise ValueError(f"--deepspeed {args.deepspeed}: no such file")
         if importlib.util.find_spec("deepspeed") is None:
             raise ValueError("--deepspeed needs the deepspeed package (pip install deepspeed)")
-    # the adapter goes into a new or empty folder, or one an earlier run wrote (docs/architecture.md §2)
+    # the adapter goes into a new or empty folder, or one an earlier run wrote (proactivebench/safe_files.py)
     OutputFolder.check(args.output_dir, "--output-dir", {"--dataset": args.dataset})
 
 
