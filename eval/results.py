@@ -104,9 +104,16 @@ def run_id_for(identity: dict[str, Any]) -> str:
 
 
 def _insert(connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Rows in one columnar insert: DuckDB's `executemany` binds row by row, ~100x slower for a commit group."""
     if rows:
-        marks = ", ".join("?" for _ in columns)
-        connection.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
+        import pyarrow as pa
+
+        data = pa.Table.from_arrays([pa.array(list(values)) for values in zip(*rows)], names=list(columns))
+        connection.register("_pb_rows", data)
+        try:
+            connection.execute(f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM _pb_rows")
+        finally:
+            connection.unregister("_pb_rows")
 
 
 def completed_ids(path: str | Path, run_id: str) -> set[str]:

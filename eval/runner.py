@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from tqdm.auto import tqdm
 
 from .ablation import get_ablation
-from .backends import Backend, Request, load_backend, single_turn
+from .backends import Backend, Request, frame_source, load_backend, single_turn
 from proactivebench.engine import STOP_ERROR, Episode, EpisodeResult, Turn
 from proactivebench.store import load_episodes
 from .fewshot import ContextOptions, prepare_context
@@ -52,10 +52,11 @@ def messages_for_turn(episode, observation) -> list[dict]:
 
 
 def request_for(episode, observation) -> Request:
-    """The backend request for the episode's current turn; the image decodes only if the backend asks."""
+    """The backend request for the episode's current turn: the stored frame, decoded only if the backend asks
+    (a server backend sends a stored PNG / JPEG as it is)."""
     return Request(
         messages=messages_for_turn(episode, observation),
-        images=[lambda: observation.image],
+        images=[frame_source(episode.row["frames"], observation.frame)],
         context=episode,
         key=f"{episode.sample_id}/{len(episode.turns)}",
     )
