@@ -297,13 +297,13 @@ def run_case(case: Case, root: Path, fixtures: Path, server: str, base_env: dict
         return {"group": case.group, "name": case.name, "kind": "setup-error", "detail": repr(error)}
     for argv in run.before:
         run_cli(argv, work, env, run.timeout)
-    if "--base-url" in run.argv:  # a slow or flaky server turns healthy for the judged run
-        Server.phases[run.argv[run.argv.index("--base-url") + 1].split("/")[-2]] = 1
     if run.kill_after is not None:
         killed = run_cli(run.argv, work, env, run.timeout, kill_after=run.kill_after)
         if killed.rc is not None:
             return {"group": case.group, "name": case.name, "kind": "setup-error",
                     "detail": f"finished before the kill ({killed.rc}): {killed.err[-300:]}"}
+    if "--base-url" in run.argv:  # a slow or flaky server turns healthy for the judged run only
+        Server.phases[run.argv[run.argv.index("--base-url") + 1].split("/")[-2]] = 1
     before = snapshot(work, run.outputs)
     result = run_cli(run.argv, work, env, run.timeout)
     after = snapshot(work, run.outputs)
