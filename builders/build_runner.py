@@ -93,22 +93,32 @@ def _init_worker(source_name: str, root: Path, config: BuildConfig) -> None:
     _WORKER.update(source=get_raw_source(source_name), root=root, config=config)
 
 
-def _build_item(item: WorkItem) -> tuple[str, dict | None, int, str | None, bool]:
-    """(key, row or None, image count, reason or None, dropped by rule)."""
+@dataclass(frozen=True)
+class ItemOutcome:
+    """What a worker made of one work item: an episode row, or why there is none (pickled back to the parent)."""
+
+    key: str
+    row: dict | None = None  # the episode as a dataset row (`EpisodeRecord.to_row`)
+    images: int = 0  # its frames
+    reason: str | None = None  # why there is no row: bad input, or the benchmark's rule with `dropped`
+    dropped: bool = False  # left out by a rule of the benchmark (`ItemDropped`), not an error
+
+
+def _build_item(item: WorkItem) -> ItemOutcome:
     source: RawSource = _WORKER["source"]
     try:
         entry, reader = source.to_entry(_WORKER["root"], item, _WORKER["config"])
         record = entry_to_episode(entry, get_source(source.name), reader)
     except ItemDropped as why:
-        return item.key, None, 0, str(why), True
+        return ItemOutcome(item.key, reason=str(why), dropped=True)
     except ITEM_ERRORS as error:
-        return item.key, None, 0, str(error) or type(error).__name__, False
-    return item.key, record.to_row(), len(record.frames), None, False
+        return ItemOutcome(item.key, reason=str(error) or type(error).__name__)
+    return ItemOutcome(item.key, row=record.to_row(), images=len(record.frames))
 
 
 def _results(
     source_name: str, root: Path, config: BuildConfig, items: list[WorkItem], num_proc: int
-) -> Iterator[tuple[str, dict | None, int, str | None, bool]]:
+) -> Iterator[ItemOutcome]:
     if num_proc <= 1:
         _init_worker(source_name, root, config)
         yield from map(_build_item, items)
@@ -163,21 +173,21 @@ def build_source(
     bar = tqdm(total=len(items), desc=f"build {source_name}/{split}", unit="ep", disable=not progress)
 
     def rows() -> Iterator[dict]:
-        for key, row, images, reason, dropped in _results(source_name, root, config, items, num_proc):
+        for outcome in _results(source_name, root, config, items, num_proc):
             report.items += 1
             bar.update(1)
-            if dropped:
-                report.dropped.append(Skipped(key, reason or ""))
+            if outcome.dropped:
+                report.dropped.append(Skipped(outcome.key, outcome.reason or ""))
                 continue
-            if reason is not None:
+            if outcome.reason is not None:
                 if on_error == "fail":
-                    raise BuildError(f"{source_name} item {key}: {reason}")
-                report.skipped.append(Skipped(key, reason))
+                    raise BuildError(f"{source_name} item {outcome.key}: {outcome.reason}")
+                report.skipped.append(Skipped(outcome.key, outcome.reason))
                 bar.set_postfix(skipped=len(report.skipped))
                 continue
             report.episodes += 1
-            report.images += images
-            yield row
+            report.images += outcome.images
+            yield outcome.row
 
     try:
         with StagedOutput(out_dir, inputs=inputs) as staged:

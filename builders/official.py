@@ -59,8 +59,10 @@ class DirFrameReader:
 
 
 def read_jsonl(path: Path) -> Iterator[Entry]:
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
+    if path.is_dir():
+        raise EntryError(f"{path}: a folder, not a JSON-lines file")
+    with open(path, encoding="utf-8", errors="strict") as handle:
+        for number, line in enumerate(_lines(handle, path), start=1):
             if not line.strip():
                 continue
             where = f"{path}:{number}"
@@ -69,6 +71,20 @@ def read_jsonl(path: Path) -> Iterator[Entry]:
             except json.JSONDecodeError as error:
                 raise EntryError(f"{where}: malformed JSON: {error.msg} (column {error.colno})") from None
             yield Entry.from_json(record, where)
+
+
+def _lines(handle, path: Path) -> Iterator[str]:
+    """The file's lines; bytes that are not UTF-8 are one line naming the file and line."""
+    number = 0
+    while True:
+        number += 1
+        try:
+            line = handle.readline()
+        except UnicodeDecodeError as error:
+            raise EntryError(f"{path}:{number}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+        if not line:
+            return
+        yield line
 
 
 def find_release_files(data_dir: Path) -> dict[str, Path]:

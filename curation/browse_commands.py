@@ -44,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     unknown = sorted(set(splits) - set(SPLITS))
     if unknown:
         raise ValueError(f"unknown split(s) {', '.join(unknown)}; expected {', '.join(SPLITS)}")
+    from proactivebench.integrity import verify_folder
+
+    if Path(args.dataset).is_dir():  # a damaged shard or an invalid row: one line, before FiftyOne starts
+        verify_folder(args.dataset, [s for s in splits if s in _splits_on_disk(args.dataset)])
     result = browse.build(args.dataset, args.results, name=args.name, cache_dir=args.cache_dir, splits=splits)
     runs = f"; runs: {', '.join(result.runs)}" if result.runs else ""
     print(
@@ -58,3 +62,9 @@ def run(args: argparse.Namespace) -> int:
         finally:
             session.close()
     return 0
+
+
+def _splits_on_disk(dataset) -> set[str]:
+    from proactivebench.store import layout
+
+    return {split for splits in layout(dataset).values() for split in splits}

@@ -194,7 +194,15 @@ def render_card(root: Path | str, template: Path | str | None = None, repo_id: s
             raise CardError(f"{template}: unknown placeholder {{{{ {match[1]} }}}}")
         return values[match[1]]
 
-    body = PLACEHOLDER.sub(fill, template.read_text())
+    text = template.read_text()
+    if text.lstrip().startswith("---"):  # it would land in the body as text, under the generated header
+        raise CardError(f"{template}: a card template has no YAML header of its own (the metadata is generated "
+                        "from the data): remove its --- block")
+    leftover = PLACEHOLDER.sub("", text)  # placeholders hold no newline: line numbers stay the template's
+    if "{{" in leftover:
+        line = leftover[: leftover.index("{{")].count("\n") + 1
+        raise CardError(f"{template}:{line}: a placeholder that does not close, or is not {{{{ name }}}}")
+    body = PLACEHOLDER.sub(fill, text)
     return str(DatasetCard(f"---\n{card_metadata(root, counts).to_yaml()}\n---\n{body}"))
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from proactivebench.eval.backends.options import add_backend_arguments, backend_options
+from proactivebench.filter_rule import DEFAULT_THRESHOLD
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     filt.add_argument("--dataset", type=Path, required=True, help="hub-layout episode folder (the pre-filter pool)")
     filt.add_argument("--predictions", type=Path, required=True, help="folder of <model>.parquet prediction files")
-    filt.add_argument("--threshold", type=float, default=0.25, help="exclusion threshold (default: the paper's 0.25)")
+    filt.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                      help=f"exclusion threshold (default: the paper's {DEFAULT_THRESHOLD})")
     filt.add_argument("--out", type=Path, required=True, help="new hub-layout folder to write")
     filt.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     filt.set_defaults(func=run_filter)
@@ -82,12 +85,15 @@ def _add_publish(subparsers: argparse._SubParsersAction, name: str) -> None:
 
 
 def run_first_turn(args: argparse.Namespace) -> int:
+    from proactivebench.eval.commands import backend_errors_line
+
     from .first_turn import RosterEntry, first_turn, load_roster, resolve_options
 
     common = dict(batch_size=args.batch_size, hint=args.hint, limit=args.limit)
     # Options are resolved per model, when its turn comes: a missing API key stops the loop there, after the
     # models before it are done (each file is resumable).
     jobs = load_roster(args.roster or None) if args.roster is not None else [RosterEntry(args.model)]
+    failed = []
     for entry in jobs:
         options = {**resolve_options(entry.options), **backend_options(args)}
         spec = entry.spec
@@ -99,6 +105,12 @@ def run_first_turn(args: argparse.Namespace) -> int:
             f"{spec}: {report.predicted} predicted, {report.skipped} already done, "
             f"{report.correct}/{report.total} correct at the first turn{errors} -> {report.path}"
         )
+        if report.errors:
+            failed.append(backend_errors_line(report.errors, report.predicted, spec, options.get("base_url")))
+    if failed:  # a failure, not a prediction: the exit status says so (as in `eval`)
+        print(f"error: {failed[0]}" + (f" (and {len(failed) - 1} more models)" if len(failed) > 1 else ""),
+              file=sys.stderr)
+        return 1
     return 0
 
 

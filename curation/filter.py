@@ -10,23 +10,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from proactivebench.filter_rule import (
+    DEFAULT_THRESHOLD, PredictionsError, check_threshold, prediction_files, solve_rate_sql, split_sql,
+)
 from proactivebench.integrity import verify_folder
 from proactivebench.sources import SOURCE_NAMES
 from proactivebench.safe_files import OutputFolder, check_no_overlap, replace_dir, staged_dir
 from proactivebench.store import count_rows, iter_rows, layout, write_card, write_split
 
-from .predictions import PREDICTION_COLUMNS
 
 POOL_SPLITS = ("test", "excluded")
 REPORT_NAME = "filter_report.json"
 SHOW = 5  # ids named in an error message
 
 
-class FilterError(ValueError):
-    """Predictions that cannot be joined with the dataset as they are."""
+# Predictions that cannot be joined with the dataset as they are (the core's error, under this stage's name).
+FilterError = PredictionsError
 
 
 @dataclass
@@ -72,29 +73,6 @@ def _some(values: list, total: int | None = None) -> str:
     total = len(values) if total is None else total
     shown = ", ".join(str(v) for v in values[:SHOW])
     return shown + (f" (and {total - SHOW} more)" if total > SHOW else "")
-
-
-def prediction_files(predictions: Path) -> list[Path]:
-    """The `*.parquet` files of the predictions folder, each checked for the required columns."""
-    predictions = Path(predictions)
-    if not predictions.is_dir():
-        raise FilterError(f"{predictions}: not a folder of prediction files")
-    unfinished = sorted(p.name for p in predictions.glob(".*.parts") if any(p.glob("part-*.parquet")))
-    if unfinished:
-        # Those models have no file yet: filtering now would silently drop them from the roster.
-        raise FilterError(f"{predictions}: unfinished first-turn run(s) {', '.join(unfinished)}: rerun `curate first-turn`")
-    files = sorted(predictions.glob("*.parquet"))
-    if not files:
-        raise FilterError(f"{predictions}: no *.parquet prediction files")
-    for path in files:
-        try:
-            names = set(pq.read_schema(path).names)
-        except Exception as error:  # pyarrow raises several types for a damaged file
-            raise FilterError(f"{path}: not a readable parquet file ({error})") from None
-        missing = [c for c in PREDICTION_COLUMNS if c not in names]
-        if missing:
-            raise FilterError(f"{path}: missing column(s) {', '.join(missing)}")
-    return files
 
 
 def pool_files(dataset: Path) -> list[Path]:
@@ -153,21 +131,19 @@ SOLVE_RATE_SQL = """
 SELECT p.source, p.sample_id,
        count(*) AS models,
        count(*) FILTER (WHERE q.correct) AS solved,
-       count(*) FILTER (WHERE q.correct)::DOUBLE / count(*) AS rate,
-       CASE WHEN count(*) FILTER (WHERE q.correct)::DOUBLE / count(*) >= $threshold THEN 'excluded' ELSE 'test' END
-           AS split
+       {rate} AS rate,
+       {split} AS split
 FROM pool p JOIN preds q USING (sample_id)
 GROUP BY p.source, p.sample_id
 ORDER BY p.source, p.sample_id
-"""
+""".format(rate=solve_rate_sql("q.correct"), split=split_sql(solve_rate_sql("q.correct"), "$threshold"))
 
 
 def solve_rates(dataset: Path | str, predictions: Path | str, threshold: float) -> FilterReport:
     """Check the predictions, then compute each pool sample's first-turn solve rate and its new split."""
     import duckdb
 
-    if not 0 < threshold <= 1:
-        raise FilterError(f"threshold must be in (0, 1], got {threshold}")
+    check_threshold(threshold)
     dataset, predictions = Path(dataset), Path(predictions)
     files = prediction_files(predictions)
     con = duckdb.connect()
@@ -198,7 +174,7 @@ def solve_rates(dataset: Path | str, predictions: Path | str, threshold: float) 
 
 
 def filter_dataset(
-    dataset: Path | str, predictions: Path | str, out: Path | str, threshold: float = 0.25, overwrite: bool = False
+    dataset: Path | str, predictions: Path | str, out: Path | str, threshold: float = DEFAULT_THRESHOLD, overwrite: bool = False
 ) -> FilterReport:
     """Write `out`: `test` = rate < threshold, `excluded` = rate >= threshold, `train` copied; plus the report."""
     dataset, out = Path(dataset), Path(out)

@@ -29,8 +29,8 @@ from tqdm.auto import tqdm
 from proactivebench.eval.ranks import Ranks
 from proactivebench.eval.scheduler import CommitPolicy, drive
 from proactivebench.integrity import verify_folder
-from proactivebench.safe_files import atomic_file
-from proactivebench.store import count_rows, iter_rows, layout
+from proactivebench.safe_files import atomic_file, check_no_overlap
+from proactivebench.store import count_rows, iter_rows, layout, one_line
 
 from .predictions import PREDICTION_SCHEMA, model_slug
 
@@ -109,7 +109,7 @@ def _done_ids(paths: list[Path]) -> tuple[set[str], set[str]]:
     done: set[str] = set()
     failed: set[str] = set()
     for path in paths:
-        table = pq.read_table(path, columns=["sample_id", "verdict"])
+        table = _read_predictions(path, ["sample_id", "verdict"])
         for sample_id, verdict in zip(table.column("sample_id").to_pylist(), table.column("verdict").to_pylist()):
             (failed if verdict == ERROR_VERDICT else done).add(sample_id)
     return done, failed - done
@@ -213,6 +213,11 @@ def first_turn(
     verify_folder(dataset, POOL_SPLITS)  # before any work: a damaged folder or an invalid row is one line
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {limit}")
+    check_no_overlap(out, "--out", {"--dataset": dataset})
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder: pass a folder for the prediction files")
     slug = model_slug(spec)
     final = out / f"{slug}.parquet"
     parts = out / f".{slug}.parts"
@@ -259,9 +264,22 @@ def _pool_ids(dataset: Path) -> set[str]:
     return ids
 
 
+def _read_predictions(path: Path, columns: list[str] | None = None) -> pa.Table:
+    """A prediction file this tool wrote (final or part); anything else is one line naming it, left as it is."""
+    try:
+        names = pq.read_schema(path).names
+        missing = [c for c in PREDICTION_SCHEMA.names if c not in names]
+        if missing:
+            raise ValueError(f"no column {', '.join(missing)}")
+        return pq.read_table(path, columns=columns)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{path}: not a prediction file of `curate first-turn` ({one_line(error)}): move it away "
+                         "or pass another --out") from None
+
+
 def _check_model(paths: list[Path], spec: str) -> None:
     for path in paths:
-        models = set(pq.read_table(path, columns=["model"]).column("model").to_pylist())
+        models = set(_read_predictions(path, ["model"]).column("model").to_pylist())
         if models - {spec}:
             raise ValueError(f"{path}: holds predictions of {', '.join(sorted(models - {spec}))}, not {spec!r}")
 

@@ -4,19 +4,7 @@ from __future__ import annotations
 
 import re
 
-import pyarrow as pa
-
-PREDICTION_SCHEMA = pa.schema(
-    [
-        ("model", pa.string()),  # the model SPEC as given, e.g. "hf:Qwen/Qwen2.5-VL-7B-Instruct"
-        ("sample_id", pa.string()),
-        ("source", pa.string()),
-        ("output", pa.string()),  # the raw generated text ("" when the backend failed)
-        ("verdict", pa.string()),  # category verdict of the first turn: correct / wrong / mismatch / error
-        ("correct", pa.bool_()),  # the episode ended correct on turn 1
-    ]
-)
-PREDICTION_COLUMNS = tuple(PREDICTION_SCHEMA.names)
+from proactivebench.filter_rule import PREDICTION_COLUMNS, PREDICTION_SCHEMA  # noqa: F401  (the contract lives in the core)
 
 
 def model_slug(spec: str) -> str:

@@ -189,6 +189,8 @@ def publish(
         raise PublishError(f"{root}: not a folder")
     if push_to_hub and not repo_id:
         raise PublishError("--push needs --repo-id ORG/NAME")
+    if num_proc < 1:
+        raise PublishError(f"--num-proc must be at least 1, got {num_proc}")
     check_names(root)
     try:  # the folder whole and every row valid; the counts only of a card kept as it is (a render rewrites them)
         verify_folder(root, counts=not render)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from proactivebench.filter_rule import DEFAULT_THRESHOLD, check_threshold, prediction_files, solve_rate_sql, split_sql
 from proactivebench.sources import SOURCE_NAMES, SOURCES
 
 
@@ -39,7 +40,6 @@ SINGLE_TURN_MODES = ("reference", "oeg")
 SETTING_COLUMNS = "run, model, mode, hint, ablation, variant, dataset"
 
 ANSWER_KINDS = ("proactive", "abstain", "correct_category", "wrong_category", "unparsed", "error")
-DEFAULT_THRESHOLD = 0.25
 
 
 @dataclass(frozen=True)
@@ -168,14 +168,15 @@ def result_views() -> list[View]:
 
 def prediction_views(threshold: float) -> list[View]:
     """Filter statistics over the `predictions` view (first-turn predictions of the curation roster)."""
-    threshold = float(threshold)
+    threshold = check_threshold(threshold)
+    kept = f"{split_sql('solve_rate', repr(threshold))} = 'test'"
     return [
-        View("prediction_solve_rates", """
+        View("prediction_solve_rates", f"""
             WITH per_model AS (
-                SELECT sample_id, any_value(source) AS source, model, max(correct::INTEGER) AS correct
+                SELECT sample_id, any_value(source) AS source, model, bool_or(correct) AS correct
                 FROM predictions GROUP BY sample_id, model)
-            SELECT sample_id, any_value(source) AS source, count(*) AS models, sum(correct)::BIGINT AS solved,
-                   avg(correct) AS solve_rate
+            SELECT sample_id, any_value(source) AS source, count(*) AS models,
+                   count(*) FILTER (WHERE correct) AS solved, {solve_rate_sql("correct")} AS solve_rate
             FROM per_model GROUP BY sample_id""",
              "first-turn solve rate per sample: share of roster models right", public=False),
         View("filter_solved", f"""
@@ -191,8 +192,8 @@ def prediction_views(threshold: float) -> list[View]:
         View("filter_stats", f"""
             SELECT * FROM (
                 SELECT coalesce(source, 'all') AS source, count(*) AS samples, max(models) AS models,
-                       count(*) FILTER (WHERE solve_rate < {threshold!r}) AS kept,
-                       100 * count(*) FILTER (WHERE solve_rate < {threshold!r}) / count(*) AS kept_pct,
+                       count(*) FILTER (WHERE {kept}) AS kept,
+                       100 * count(*) FILTER (WHERE {kept}) / count(*) AS kept_pct,
                        {threshold!r}::DOUBLE AS threshold
                 FROM prediction_solve_rates GROUP BY ROLLUP (source))
             ORDER BY {_by_source()}""",
@@ -214,13 +215,10 @@ def attach_predictions(con, directory: str | Path, threshold: float = DEFAULT_TH
     The files are those `curate filter` reads (same listing and checks: an unfinished first-turn run is refused).
     The views are temporary: they point at files outside the results file.
     """
-    from proactivebench.curation.filter import prediction_files
-
     directory = Path(directory)
     if not directory.is_dir():
         raise FileNotFoundError(f"predictions directory not found: {directory}")
-    if not 0 < threshold <= 1:
-        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    check_threshold(threshold)
     files = prediction_files(directory)
     file_list = ", ".join(_quote(str(f)) for f in files)
     views = [View("predictions", f"SELECT * FROM read_parquet([{file_list}], union_by_name = true)",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import sys
 
 from proactivebench.sources import SOURCE_NAMES
 
@@ -45,7 +47,19 @@ def _eval(args) -> int:
     if args.export_parquet:
         for path in export_parquet(args.results, args.export_parquet):
             print(f"exported {path}")
+    if summary.errors:  # a failure, not a result (docs/architecture.md §6): the exit status says so
+        print(f"error: {backend_errors_line(summary.errors, summary.episodes, args.model, getattr(args, 'base_url', None))}",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def backend_errors_line(errors: int, total: int, model: str, base_url: str | None) -> str:
+    """One line for a run some of whose episodes ended in a backend error (a server's 500, garbage, a timeout)."""
+    url = base_url or os.environ.get("OPENAI_BASE_URL") if model.startswith("openai:") else None
+    where = f"{model} at {url}" if url else model
+    return (f"{errors} of {total} episodes ended in a backend error ({where}; the messages are logged above and "
+            "kept in the results): rerun the same command to retry them")
 
 
 def _judge(args) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proactivebench.safe_files import atomic_file
+from proactivebench.store import one_line
 
 from .results import SCHEMA_SQL, connect
 
@@ -147,7 +148,10 @@ def _merge_into(temporary: Path, out: Path, paths: list[Path], expected: dict) -
             except duckdb.Error as error:
                 raise ValueError(f"{path}: cannot open as a DuckDB results file ({str(error).splitlines()[0]})") from None
             check_schema(connection, alias, path, expected)
-            added += _merge_one(connection, alias)
+            try:
+                added += _merge_one(connection, alias)
+            except duckdb.Error as error:  # e.g. a truncated file whose catalog still reads
+                raise ValueError(f"{path}: damaged or truncated results file ({one_line(error)})") from None
             connection.execute(f"DETACH {alias}")
         from .analytics import create_views
 

@@ -141,7 +141,7 @@ def plot_files(out_dir: str | Path) -> list[Path]:
 
 def check_plot_dir(out_dir: str | Path, inputs: dict | None = None) -> None:
     """Refuse (one line) a --plot folder this tool may not write into, before any work: a folder of the user's
-    (no manifest) or a PNG there it did not write (docs/architecture.md §2: the one safe writer)."""
+    (no manifest) or a PNG there it did not write (proactivebench/safe_files.py, the one safe writer)."""
     OutputFolder.check(out_dir, "--plot", inputs).check_replaceable(plot_files(out_dir))
 
 

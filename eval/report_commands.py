@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from proactivebench.filter_rule import DEFAULT_THRESHOLD
 from proactivebench.sources import SOURCE_NAMES
 
-from .analytics import DEFAULT_THRESHOLD, View, prediction_views, public_views, result_views, source_label
+from .analytics import View, prediction_views, public_views, result_views, source_label
 from .bootstrap import DEFAULT_RESAMPLES, DEFAULT_SEED
 
 DEFAULT_TRAJECTORIES = 10

@@ -27,10 +27,13 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 from tqdm.auto import tqdm
 
 from .ablation import get_ablation
-from .backends import Backend, Request, load_backend, single_turn
+from .backends import Backend, Request, frame_source, load_backend, single_turn
 from proactivebench.engine import STOP_ERROR, Episode, EpisodeResult, Turn
+from proactivebench.store import load_episodes
 from .fewshot import ContextOptions, prepare_context
 from .ranks import Ranks
+from proactivebench.safe_files import SAFE_ID_RULE, is_safe_id
+
 from .results import ResultsWriter, RunInfo, completed_ids, connect, run_id_for
 from .scheduler import CommitPolicy, drive
 
@@ -51,10 +54,11 @@ def messages_for_turn(episode, observation) -> list[dict]:
 
 
 def request_for(episode, observation) -> Request:
-    """The backend request for the episode's current turn; the image decodes only if the backend asks."""
+    """The backend request for the episode's current turn: the stored frame, decoded only if the backend asks
+    (a server backend sends a stored PNG / JPEG as it is)."""
     return Request(
         messages=messages_for_turn(episode, observation),
-        images=[lambda: observation.image],
+        images=[frame_source(episode.row["frames"], observation.frame)],
         context=episode,
         key=f"{episode.sample_id}/{len(episode.turns)}",
     )
@@ -78,13 +82,45 @@ class OEGObservation:
         return decode_image(self._frames[self.frame])
 
 
+@dataclass
+class OEGTurn:
+    """An open-ended turn: nothing is graded here (the judge does it afterwards), so the verdicts are null.
+
+    Its fields are `Turn`'s, in the same order, so both write the same `turns` row (docs/architecture.md §5).
+    """
+
+    turn: int
+    state: int
+    frame: int
+    prompt: str
+    output: str
+    option_verdict: None = None
+    category_verdict: None = None
+    chosen_kind: str = "none"
+    chosen_text: str = ""
+    error: str = ""
+
+
+@dataclass
+class OEGResult:
+    """A finished open-ended episode: one turn, correctness unknown until judged (`correct` is null)."""
+
+    sample_id: str
+    source: str
+    stop_reason: str
+    turns: list[OEGTurn]
+    correct: None = None
+    num_turns: int = 1
+    proactive_suggestions: int = 0
+
+
 class OEGEpisode:
     """The first state's frame and question, no options; the generic hint with `hint`. Judged afterwards."""
 
     def __init__(self, row: Mapping[str, Any], hint: bool = False):
         self.row, self.use_hint = row, hint
         self.sample_id, self.source = row["sample_id"], row["source"]
-        self.turns: list[Turn] = []
+        self.turns: list[OEGTurn] = []
         self.done = False
         self.stop_reason = ""
         self._episode = Episode(row)  # for its oeg_prompt and first state
@@ -99,25 +135,25 @@ class OEGEpisode:
             _frames=self.row["frames"],
         )
 
-    def _record(self, output: str, error: str) -> Turn:
+    def _record(self, output: str, error: str) -> OEGTurn:
         observation = self.observe()
-        turn = Turn(
+        turn = OEGTurn(
             turn=0, state=observation.state, frame=observation.frame, prompt=observation.prompt, output=output,
-            option_verdict=None, category_verdict=None, chosen_kind="none", chosen_text="", error=error,
+            error=error,
         )
         self.turns.append(turn)
         self.done, self.stop_reason = True, STOP_ERROR if error else STOP_GENERATED
         return turn
 
-    def step(self, output: str) -> Turn:
+    def step(self, output: str) -> OEGTurn:
         return self._record(output, "")
 
-    def step_error(self, message: str) -> Turn:
+    def step_error(self, message: str) -> OEGTurn:
         return self._record("", message)
 
     @property
-    def result(self) -> EpisodeResult:
-        return EpisodeResult(self.sample_id, self.source, None, 1, 0, self.stop_reason, list(self.turns))
+    def result(self) -> OEGResult:
+        return OEGResult(self.sample_id, self.source, self.stop_reason, list(self.turns))
 
 
 @dataclass(frozen=True)
@@ -182,6 +218,8 @@ class EvalConfig:
             raise ValueError("batch size must be at least 1")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit must be at least 1")
+        if self.run_id is not None and not is_safe_id(self.run_id):  # it names files and folders (ranks, merge)
+            raise ValueError(f"--run-id {self.run_id!r}: use {SAFE_ID_RULE}")
         return self
 
 
@@ -222,13 +260,6 @@ def dataset_revision(dataset: str, revision: str | None) -> str | None:
     for path in sorted(root.glob("data/*/*.parquet")):
         digest.update(f"{path.relative_to(root)}:{path.stat().st_size}\n".encode())
     return "local-" + digest.hexdigest()[:12]
-
-
-def load_episodes(config: EvalConfig):
-    """The episodes to evaluate, checked whole and row by row (`store.load_episodes`), frames undecoded."""
-    from proactivebench.store import load_episodes as load
-
-    return load(_dataset_name(config.dataset), config.split, config.sources, config.revision)
 
 
 def select(table, config: EvalConfig, mode: Mode) -> list[int]:
@@ -274,11 +305,11 @@ def _dataset_name(dataset: str) -> str:
     return str(Path(dataset).resolve()) if Path(dataset).is_dir() else dataset
 
 
-def _turn_row(run_id: str, episode, turn: Turn, latency: float) -> dict:
+def _turn_row(run_id: str, episode, turn: Turn | OEGTurn, latency: float) -> dict:
     return {"run_id": run_id, "sample_id": episode.sample_id, "source": episode.source, **asdict(turn), "latency_s": latency}
 
 
-def _episode_row(run_id: str, result: EpisodeResult) -> dict:
+def _episode_row(run_id: str, result: EpisodeResult | OEGResult) -> dict:
     return {
         "run_id": run_id, "sample_id": result.sample_id, "source": result.source, "correct": result.correct,
         "num_turns": result.num_turns, "proactive_suggestions": result.proactive_suggestions,
@@ -292,7 +323,7 @@ class _Running:
     def __init__(self, rows: Sequence[tuple[str, bool | None, int]]):
         self.rows = list(rows)
 
-    def add(self, result: EpisodeResult) -> None:
+    def add(self, result: EpisodeResult | OEGResult) -> None:
         self.rows.append((result.source, result.correct, result.proactive_suggestions))
 
     @staticmethod
@@ -325,7 +356,8 @@ def run_eval(
     mode = MODES[config.mode]
     ablate = get_ablation(config.ablation)
     own_backend = backend is None
-    table = load_episodes(config)
+    # Checked whole and row by row, frames undecoded (`store.load_episodes`).
+    table = load_episodes(_dataset_name(config.dataset), config.split, config.sources, config.revision)
     indices = ranks.take(select(table, config, mode))  # split before resume filtering: every rank agrees
     mode, context = prepare_context(mode, table, config, config.sources)
     if backend is None:
@@ -440,7 +472,7 @@ class _ResultsSink:
         self.turns: list[dict] = []
         self.episodes: list[dict] = []
 
-    def record(self, episode, turn: Turn, generation) -> None:
+    def record(self, episode, turn: Turn | OEGTurn, generation) -> None:
         self.turns.append(_turn_row(self.run_id, episode, turn, generation.latency_s))
         if episode.done:
             self.episodes.append(_episode_row(self.run_id, episode.result))

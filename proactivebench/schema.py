@@ -163,8 +163,11 @@ class EpisodeRecord:
         }
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "EpisodeRecord":
-        """Accepts a row as stored (frames as {bytes, path}) or as decoded by `datasets` (frames as PIL)."""
+    def from_row(cls, row: Mapping[str, Any], frames: bool = True) -> "EpisodeRecord":
+        """Accepts a row as stored (frames as {bytes, path}) or as decoded by `datasets` (frames as PIL).
+
+        `frames=False` leaves the frames out (an empty list): what replays the graph without showing an image.
+        """
         return cls(
             sample_id=row["sample_id"],
             source=row["source"],
@@ -177,7 +180,7 @@ class EpisodeRecord:
             options=[Option(o["text"], o["kind"], o["action"]) for o in row["options"]],
             categories=list(row["categories"]),
             answer=row["answer"],
-            frames=[_frame_from_feature(f, i) for i, f in enumerate(row["frames"])],
+            frames=[_frame_from_feature(f, i) for i, f in enumerate(row["frames"])] if frames else [],
             states=states_from_rows(row["states"]),
             first_state=int(row["first_state"]),
             reference_frame=int(row["reference_frame"]),

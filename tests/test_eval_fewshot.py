@@ -14,7 +14,8 @@ from proactivebench.eval.fewshot import (
     ContextOptions, ShotOptions, ShotPool, cot_prompt, prepare_context, reduce_steps, solved_trajectory,
 )
 from proactivebench.eval.results import connect
-from proactivebench.eval.runner import MODES, EvalConfig, load_episodes, run_eval
+from proactivebench.eval.runner import MODES, EvalConfig, run_eval
+from proactivebench.store import load_episodes
 from proactivebench.store import iter_rows, write_split
 
 MVPN_COPIES = 4
@@ -110,7 +111,7 @@ def test_three_shot_message_structure(mvpn_dir, tmp_path):
 
 def test_reduced_cot_shots_with_history(mvpn_dir, tmp_path):
     config = _config(mvpn_dir, sources=("mvpn",), shots=3, reduce_shots=True, cot=True, shot_size=64, history=True)
-    mode, record = prepare_context(MODES["mcqa"], load_episodes(config), config)
+    mode, record = prepare_context(MODES["mcqa"], load_episodes(config.dataset, config.split), config)
     assert record["cot"] and record["reduce_shots"] and record["shot_size"] == 64 and record["history"]
     episode = Episode(next(iter(iter_rows(mvpn_dir, ["mvpn"]))))
     episode.step("A.")  # one rotation: the request now carries one history turn after the shots
@@ -138,7 +139,7 @@ def test_short_pools_and_oracle(imported_dir, tmp_path):
     assert [m["role"] for m in by_sample["vsod-000006"].messages] == ["user"]
     rod = by_sample["rod-000000"]
     assert [m["role"] for m in rod.messages] == ["user", "assistant", "user", "assistant", "user"]
-    pool = ShotPool(load_episodes(_config(imported_dir)), ShotOptions(shots=3))
+    pool = ShotPool(load_episodes(str(imported_dir)), ShotOptions(shots=3))
     assert pool.shots_for("rod-000000", "rod") == [pool.sample_ids.index("rod-000001")]
 
 
@@ -178,7 +179,7 @@ def test_report_puts_plain_history_fewshot_side_by_side(imported_dir, tmp_path):
 
 def test_fewshot_through_tiny_llava(mvpn_dir, tiny_llava_dir):
     config = _config(mvpn_dir, shots=3)
-    mode, _ = prepare_context(MODES["mcqa"], load_episodes(config), config)
+    mode, _ = prepare_context(MODES["mcqa"], load_episodes(config.dataset, config.split), config)
     backend = load_backend(f"hf:{tiny_llava_dir}", max_new_tokens=3)
     try:
         episode = Episode(next(iter(iter_rows(mvpn_dir, ["mvpn"]))))

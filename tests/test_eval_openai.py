@@ -166,3 +166,64 @@ def test_unreachable_server_stops_the_run_resumably(imported_dir, tmp_path):
     con = duckdb.connect(str(tmp_path / "r.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM turns").fetchone()[0] == 0  # no error turns for a dead server
     con.close()
+
+
+def _encoded(image: Image.Image, kind: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=kind)
+    return buffer.getvalue()
+
+
+def test_stored_frames_travel_as_stored_and_once_per_frame(monkeypatch):
+    """An RGB PNG / JPEG frame goes as its own bytes (no decode, no new PNG); anything else as a PNG of the pixels
+    `decode_image` gives; a frame's data URL is built once while its bytes are the same object."""
+    from proactivebench.eval.backends import StoredImage
+    from proactivebench.eval.backends import openai_server
+    from proactivebench.eval.backends.openai_server import DataURLCache
+
+    photo = Image.new("RGB", (16, 12), (10, 200, 30))
+    jpeg, png = _encoded(photo, "JPEG"), _encoded(photo, "PNG")
+    rgba = _encoded(Image.new("RGBA", (4, 4), (255, 0, 0, 128)), "PNG")
+    urls = to_openai_messages(single_turn("q", [StoredImage(jpeg), StoredImage(png), StoredImage(rgba)]))
+    sent = [item["image_url"]["url"] for item in urls[0]["content"][:3]]
+    assert sent[0] == "data:image/jpeg;base64," + base64.b64encode(jpeg).decode()
+    assert sent[1] == "data:image/png;base64," + base64.b64encode(png).decode()
+    assert sent[2].startswith("data:image/png;base64,")
+    converted = Image.open(io.BytesIO(base64.b64decode(sent[2].split(",", 1)[1])))
+    assert converted.mode == "RGB" and converted.getpixel((0, 0)) == (255, 0, 0)  # decode_image's RGB conversion
+
+    built = []
+    monkeypatch.setattr(openai_server, "data_url", lambda image: built.append(image) or f"url{len(built)}")
+    cache = DataURLCache()
+    same = StoredImage(jpeg)
+    assert cache(same) == cache(StoredImage(same.data)) == "url1" and len(built) == 1
+    assert cache(StoredImage(bytes(bytearray(jpeg)))) == "url2"  # equal bytes, another object: its own entry
+    small = DataURLCache(max_bytes=1)
+    small(StoredImage(png)), small(StoredImage(rgba))
+    assert len(small.urls) == 1  # bounded: the least recently used goes
+
+
+def test_async_requests_retry_and_record_errors_like_the_sync_path(flaky_server):
+    """`agenerate` (the pipelined scheduler's call) posts the same body with the SDK's retries and error types."""
+    import asyncio
+
+    url = f"http://127.0.0.1:{flaky_server.server_port}/v1"
+    backend = load_backend("openai:m", base_url=url, max_retries=3, concurrency=2, timeout=10,
+                           extra_body={"top_k": 1})
+
+    async def run():
+        try:
+            flaky_server.failures, flaky_server.status = 2, 429
+            first = await backend.agenerate(single_turn("hello", [Image.new("RGB", (8, 8), "red")]))
+            bad = await backend.agenerate(single_turn("BAD", []))
+            return first, bad
+        finally:
+            await backend.aclose()
+
+    first, bad = asyncio.run(run())
+    assert first.error == "" and first.text == "echo hello" and flaky_server.calls == 4
+    body = flaky_server.bodies[2]
+    assert body["model"] == "m" and body["max_tokens"] == 50 and body["seed"] == 0 and body["top_k"] == 1
+    assert body["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert bad.text == "" and bad.error.startswith("BadRequestError: Error code: 400")
+    backend.close()

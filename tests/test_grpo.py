@@ -12,6 +12,7 @@ from proactivebench.schema import states_from_rows
 from proactivebench.train.grpo import (
     ProactivenessReward,
     build_train_dataset,
+    episode_record,
     expand_episode,
     parse_model_spec,
     score,
@@ -61,7 +62,7 @@ def test_shown_but_invalid_move_and_the_last_state(examples):
     last = examples[QD][-1]
     assert last["state"] == 2  # the last drawing still shows the option, without a move (docs/protocol.md §4.5)
     assert _reward(examples, QD, 2, ["B", MORE, "E"]) == [0.0, 0.0, 1.0]
-    assert score(json.loads(last["episode"]), 2, "B").kind == "invalid_option"
+    assert score(episode_record(last["episode"]), 2, "B").kind == "invalid_option"
 
 
 def test_a_state_that_accepts_no_answer(examples):
@@ -69,7 +70,7 @@ def test_a_state_that_accepts_no_answer(examples):
     rod = examples["rod-000000"]
     assert rod[0]["state"] == json.loads(rod[0]["episode"])["first_state"]
     assert _reward(examples, "rod-000000", 0, ["Banana.", "A", "B", "C"]) == [0.0, 0.5, 0.5, 0.0]
-    assert score(json.loads(rod[0]["episode"]), rod[0]["state"], "Banana.").kind == "premature_answer"
+    assert score(episode_record(rod[0]["episode"]), rod[0]["state"], "Banana.").kind == "premature_answer"
     # One move later the category is accepted.
     assert _reward(examples, "rod-000000", 1, ["Banana."]) == [1.0]
 
@@ -100,9 +101,9 @@ def test_reward_agrees_with_the_evaluator_over_every_example(examples, imported_
     """For each state and a spread of answers, the reward is what a full Episode run from there says."""
     for sample_id, per_state in examples.items():
         for example in per_state:
-            episode = json.loads(example["episode"])
-            n_choices = len(episode["states"][example["state"]]["shown"]) + 4
-            for completion in [chr(65 + i) for i in range(n_choices)] + [episode["answer"], "xyz"]:
+            episode = episode_record(example["episode"])
+            n_choices = len(episode.states[example["state"]].shown) + 4
+            for completion in [chr(65 + i) for i in range(n_choices)] + [episode.answer, "xyz"]:
                 ep = Episode({**imported_rows[sample_id], "first_state": example["state"]})
                 turn = ep.step(completion)
                 expected = 1.0 if ep.correct else (0.5 if turn.option_verdict == "correct" else 0.0)
@@ -164,19 +165,18 @@ def test_reward_log_callback_writes_jsonl_and_warns_on_blind_proactiveness(tmp_p
 
 def test_load_episodes_sees_a_rebuilt_folder(imported_dir, tmp_path):
     """Two folders of the same name, and one rewritten: each load reads the shards as they are now."""
-    from proactivebench.train.grpo import load_episodes
-    from proactivebench.store import iter_rows, write_split
+    from proactivebench.store import iter_rows, load_episodes, write_split
 
     rows = list(iter_rows(imported_dir, ["coco"], "test")) + list(iter_rows(imported_dir, ["coco"], "excluded"))
     first, second = tmp_path / "a" / "bench", tmp_path / "b" / "bench"
     write_split(first, "coco", "train", rows[:1])
     write_split(second, "coco", "train", rows)
-    assert (len(load_episodes(first)), len(load_episodes(second))) == (1, 4)
+    assert (len(load_episodes(first, "train")), len(load_episodes(second, "train"))) == (1, 4)
     write_split(first, "coco", "train", rows[:3])
-    assert len(load_episodes(first)) == 3
-    assert len(load_episodes(second, sources=["coco"])) == 4
+    assert len(load_episodes(first, "train")) == 3
+    assert len(load_episodes(second, "train", sources=["coco"])) == 4
     with pytest.raises(ValueError, match="no 'train' split for quickdraw"):
-        load_episodes(second, sources=["quickdraw"])
+        load_episodes(second, "train", sources=["quickdraw"])
 
 
 def test_help_names_the_paper_defaults(capsys):

@@ -78,7 +78,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run_train_grpo)
 
 
+# flag -> (rule, what it says): values the trainer would take silently (0 epochs trains nothing, exit 0) or
+# refuse only after the model is loaded, each refused here in one line.
+RANGES = {
+    "epochs": (lambda v: v > 0, "more than 0"),
+    "learning_rate": (lambda v: v > 0, "more than 0"),
+    "temperature": (lambda v: v > 0, "more than 0"),
+    "lora_dropout": (lambda v: 0 <= v < 1, "in [0, 1)"),
+    "max_steps": (lambda v: v == -1 or v >= 1, "at least 1 (or -1: one pass of --epochs)"),
+    "save_steps": (lambda v: v >= 0, "at least 0"),
+}
+
+
+def _check_ranges(args: argparse.Namespace) -> None:
+    import importlib.util
+
+    from proactivebench.safe_files import OutputFolder
+
+    for name, (rule, says) in RANGES.items():
+        value = getattr(args, name, None)
+        if value is not None and not rule(value):
+            raise ValueError(f"--{name.replace('_', '-')} {value}: must be {says}")
+    if args.deepspeed:
+        if not Path(args.deepspeed).is_file():
+            raise ValueError(f"--deepspeed {args.deepspeed}: no such file")
+        if importlib.util.find_spec("deepspeed") is None:
+            raise ValueError("--deepspeed needs the deepspeed package (pip install deepspeed)")
+    # the adapter goes into a new or empty folder, or one an earlier run wrote (proactivebench/safe_files.py)
+    OutputFolder.check(args.output_dir, "--output-dir", {"--dataset": args.dataset})
+
+
 def run_train_grpo(args: argparse.Namespace) -> int:
+    from proactivebench.safe_files import OutputFolder
+
     from .grpo import GRPOSettings, train_grpo
 
     for name in ("num_generations", "batch_size", "gradient_accumulation_steps", "max_completion_length", "lora_r"):
@@ -86,6 +118,7 @@ def run_train_grpo(args: argparse.Namespace) -> int:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
     if args.num_generations < 2:
         raise ValueError("--num-generations must be at least 2 (GRPO compares completions of one prompt)")
+    _check_ranges(args)
     if not args.multi_turn:
         extras = [flag for flag, value in (("--context", args.context != "fresh"), ("--turn-penalty", args.turn_penalty),
                   ("--rollout-log", args.rollout_log), ("--resume-from-checkpoint", args.resume_from_checkpoint))
@@ -116,5 +149,7 @@ def run_train_grpo(args: argparse.Namespace) -> int:
     else:
         result = train_grpo(args.dataset, args.model, args.output_dir, settings, args.split, args.sources, args.limit)
         print(f"trained {result.steps} step(s) on {result.examples} single-turn examples; adapter in {result.output_dir}")
+    # the folder is now the tool's: a rerun (or --resume-from-checkpoint) may write into it again
+    OutputFolder(args.output_dir, "--output-dir").record()
     print(f"evaluate with: proactivebench eval --dataset {args.dataset} --model {result.eval_spec}")
     return 0

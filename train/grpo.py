@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -22,7 +22,8 @@ from typing import Any, Callable, Mapping, Sequence
 from proactivebench.engine import Episode
 from proactivebench.graph import StateGraph
 from proactivebench.parsing import CORRECT, get_parser
-from proactivebench.schema import states_from_rows
+from proactivebench.schema import FEATURES, EpisodeRecord
+from proactivebench.store import load_episodes
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,6 @@ PAPER_PROACTIVE_REWARDS = (0.5, 0.75, 1.0)
 SETTINGS_FILE = "proactivebench_grpo.json"
 REWARD_LOG = "reward_log.jsonl"
 
-# The episode fields the engine reads; frames stay out of the reward's copy (the image travels in `image`).
-_ENGINE_FIELDS = (
-    "sample_id", "source", "question", "pre_prompt", "hint", "reference_question", "options", "categories", "answer",
-    "states", "first_state", "reference_frame", "max_turns",
-)
 
 
 # --- the reward ---------------------------------------------------------------------------------------------
@@ -50,11 +46,10 @@ class Outcome:
 
 
 def score(
-    episode: Mapping[str, Any], state: int, completion: str, proactive_reward: float = 0.5, parser: str = "paper"
+    episode: EpisodeRecord, state: int, completion: str, proactive_reward: float = 0.5, parser: str = "paper"
 ) -> Outcome:
     """Step the evaluator's engine one turn from `state` with `completion` and turn the verdicts into a reward."""
-    row = {**episode, "first_state": int(state), "max_turns": 1, "frames": []}
-    turn_engine = Episode(row, parser=parser)
+    turn_engine = Episode(replace(episode, first_state=int(state), max_turns=1).to_row(), parser=parser)
     turn = turn_engine.step(completion)
     if turn.category_verdict == CORRECT:
         return Outcome("correct", turn.chosen_kind, 1.0)
@@ -64,8 +59,9 @@ def score(
 
 
 @lru_cache(maxsize=4096)
-def _episode(payload: str) -> dict:
-    return json.loads(payload)
+def episode_record(payload: str) -> EpisodeRecord:
+    """An example's `episode` column (JSON of the record without frames) → the typed record."""
+    return EpisodeRecord.from_row(json.loads(payload), frames=False)
 
 
 def completion_text(completion: Any) -> str:
@@ -101,7 +97,7 @@ class ProactivenessReward:
 
     def outcomes(self, completions: Sequence[Any], episode: Sequence[str], state: Sequence[int]) -> list[Outcome]:
         return [
-            score(_episode(e), int(s), completion_text(c), self.proactive_reward, self.parser)
+            score(episode_record(e), int(s), completion_text(c), self.proactive_reward, self.parser)
             for c, e, s in zip(completions, episode, state, strict=True)
         ]
 
@@ -134,12 +130,12 @@ def shares(outcomes: Sequence[Outcome]) -> dict[str, float]:
 
 def expand_episode(row: Mapping[str, Any], hint: bool = False) -> list[dict]:
     """One example per reachable state: the evaluator's prompt there, its frame, and what the reward needs."""
-    engine_row = {k: row.get(k) for k in _ENGINE_FIELDS}
-    payload = json.dumps(engine_row, sort_keys=True)
+    # The reward's copy of the episode leaves the frames out: the image travels in `image`.
+    record = EpisodeRecord.from_row(row, frames=False)
+    payload = json.dumps(record.to_row(), sort_keys=True)
     examples = []
-    graph = StateGraph(states_from_rows(row["states"]))
-    for state in graph.reachable(int(row["first_state"]), int(row["max_turns"])):
-        observation = Episode({**engine_row, "first_state": state, "frames": row["frames"]}, hint=hint).observe()
+    for state in StateGraph(record.states).reachable(record.first_state, record.max_turns):
+        observation = Episode(replace(record, first_state=state).to_row(), hint=hint).observe()
         examples.append(
             {
                 "prompt": [{"role": "user", "content": observation.prompt}],
@@ -176,7 +172,7 @@ def build_train_dataset(episodes, hint: bool = False, num_proc: int | None = Non
     """A `datasets.Dataset` of episodes → the single-turn GRPO dataset (conversational `prompt` + `image`)."""
     import datasets
 
-    missing = [name for name in (*_ENGINE_FIELDS, "frames") if name not in episodes.column_names]
+    missing = [name for name in FEATURES if name not in episodes.column_names]
     if missing:
         raise ValueError(f"the episodes lack the column(s) {', '.join(missing)}")
     # Frames stay encoded: only each state's own frame is carried over, as bytes.
@@ -185,13 +181,6 @@ def build_train_dataset(episodes, hint: bool = False, num_proc: int | None = Non
         _expand_batch, batched=True, batch_size=16, remove_columns=episodes.column_names, features=train_features(),
         fn_kwargs={"hint": hint}, num_proc=num_proc, desc="expand episodes into states",
     )
-
-
-def load_episodes(dataset: str | Path, split: str = "train", sources: Sequence[str] | None = None):
-    """The episodes of a hub-layout folder (or Hub repo) split, optionally only some sources, checked on read."""
-    from proactivebench.store import load_episodes as load
-
-    return load(dataset, split, sources)
 
 
 # --- model and trainer --------------------------------------------------------------------------------------

@@ -27,7 +27,8 @@ from typing import Any, Callable, Sequence
 
 from proactivebench.engine import STOP_ABSTAIN, STOP_CORRECT, STOP_INVALID, STOP_MAX_TURNS, STOP_PREMATURE, STOP_UNPARSED, \
     STOP_WRONG_CATEGORY, Episode
-from .grpo import GRPOSettings, build_trainer, load_episodes, parse_model_spec, save_run, TrainResult
+from proactivebench.store import load_episodes
+from .grpo import GRPOSettings, build_trainer, parse_model_spec, save_run, TrainResult
 from .grpo_rollout import CONTEXTS, TurnGenerator, play_episodes, score_answers, validate_shaping
 from proactivebench.eval.history import HISTORY_SIZE
 

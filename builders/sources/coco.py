@@ -321,7 +321,12 @@ def load_coco(path: Path):
 
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
-            return COCO(str(path))
+            coco = COCO(str(path))
+        # pycocotools indexes whatever keys are there: a file without its annotations would build nothing, silently
+        missing = [key for key in ("images", "annotations", "categories") if not isinstance(coco.dataset.get(key), list)]
+        if missing:
+            raise KeyError(" and ".join(f"'{key}'" for key in missing))
+        return coco
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise EntryError(f"{path}: not a valid annotation file: {error}") from None
     except (KeyError, TypeError) as error:

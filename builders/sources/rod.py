@@ -91,9 +91,13 @@ def _cache_root() -> Path:
 
 def extract_archives(archives: list[Path]) -> Path:
     """Extract the image members of the archives once, flat, into a cache folder keyed by their size and date."""
-    stamp = hashlib.sha1(
-        "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in archives).encode()
-    ).hexdigest()[:16]
+    try:
+        stamp = hashlib.sha1(
+            "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in archives).encode()
+        ).hexdigest()[:16]
+    except (OSError, RuntimeError) as error:  # a dangling link or a symlink loop (pathlib raises RuntimeError)
+        bad = next((p for p in archives if not p.is_file()), archives[0])
+        raise EntryError(f"{bad}: cannot read the archive ({error})") from None
     target = _cache_root() / f"rod-{stamp}"
     if target.is_dir():
         return target

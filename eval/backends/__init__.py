@@ -4,8 +4,12 @@ SPEC: `hf:<id or dir>[+<adapter dir>]`, `openai:<model>` (with base_url / $OPENA
 `baseline:random|oracle|oracle-proactive|always-proactive|always-abstain`.
 """
 
-from .base import BACKENDS, Backend, BackendUnavailable, Generation, Request, load_backend, parse_spec, register_backend, single_turn
+from .base import (
+    BACKENDS, Backend, BackendUnavailable, Generation, Request, StoredImage, frame_source, load_backend, parse_spec,
+    register_backend, single_turn,
+)
 
 __all__ = [
-    "BACKENDS", "Backend", "BackendUnavailable", "Generation", "Request", "load_backend", "parse_spec", "register_backend", "single_turn",
+    "BACKENDS", "Backend", "BackendUnavailable", "Generation", "Request", "StoredImage", "frame_source", "load_backend",
+    "parse_spec", "register_backend", "single_turn",
 ]

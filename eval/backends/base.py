@@ -20,6 +20,30 @@ log = logging.getLogger(__name__)
 ImageSource = Any  # a PIL image, or a zero-argument callable returning one (decoded only if a backend needs pixels)
 
 
+@dataclass(frozen=True, eq=False)
+class StoredImage:
+    """A frame as the dataset stores it (PNG / JPEG bytes): an `ImageSource` that decodes on call, and whose bytes
+    a server backend can send as they are instead of decoding and encoding them again every turn."""
+
+    data: bytes
+
+    def __call__(self):
+        from proactivebench.engine import decode_image
+
+        return decode_image(self.data)
+
+
+def frame_source(frames: Sequence[Any], index: int) -> ImageSource:
+    """Frame `index` of a row's frames as an `ImageSource`: a `StoredImage` when the frame carries its bytes."""
+    frame = frames[index]
+    data = frame.get("bytes") if isinstance(frame, dict) else None
+    if data:
+        return StoredImage(bytes(data))
+    from proactivebench.engine import decode_image
+
+    return lambda: decode_image(frame)
+
+
 @dataclass
 class Request:
     messages: list[dict]  # [{"role": ..., "content": str | [{"type": "image"} | {"type": "text", "text": ...}]}]

@@ -15,8 +15,10 @@ In open-ended mode (no letters) they answer with text: the oracle every valid an
 from __future__ import annotations
 
 import random
+import weakref
 from typing import Callable, Sequence
 
+from proactivebench.engine import Episode
 from proactivebench.graph import StateGraph, accepts_answer
 from proactivebench.seeding import rng_for
 
@@ -49,18 +51,30 @@ def _oracle(episode, rng: random.Random) -> str:
     return answer if not moves else _letter(shown.index(moves[0]))
 
 
-def _oracle_proactive(episode, rng: random.Random) -> str:
-    from ..fewshot import informative_plan
+class _OracleProactive:
+    """Plans once per live episode, from its first state: replanning mid-way would forget where the walk has been.
 
-    shown, categories = _lettered(episode)
-    if episode.mode != "reference":
-        # Planned once from the first state: replanning mid-way would forget where the walk has been.
-        if "_informative_plan" not in episode.__dict__:
-            episode._informative_plan = informative_plan(episode)
-        plan = episode._informative_plan
-        if len(episode.turns) < len(plan):
-            return _letter(shown.index(plan[len(episode.turns)]))
-    return _letter(len(shown) + categories.index(episode.answer))
+    The plans are kept here, by episode, not on the episode: it is the engine's object. A plan depends on the
+    episode alone (`informative_plan` is deterministic), so one table serves every backend.
+    """
+
+    def __init__(self) -> None:
+        self.plans: weakref.WeakKeyDictionary[Episode, list[int]] = weakref.WeakKeyDictionary()
+
+    def __call__(self, episode: Episode, rng: random.Random) -> str:
+        from ..fewshot import informative_plan
+
+        shown, categories = _lettered(episode)
+        if episode.mode != "reference":
+            plan = self.plans.get(episode)
+            if plan is None:
+                plan = self.plans[episode] = informative_plan(episode)
+            if len(episode.turns) < len(plan):
+                return _letter(shown.index(plan[len(episode.turns)]))
+        return _letter(len(shown) + categories.index(episode.answer))
+
+
+_oracle_proactive = _OracleProactive()
 
 
 def _always_proactive(episode, rng: random.Random) -> str:

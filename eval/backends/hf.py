@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from proactivebench.store import one_line
+
 from .base import Backend, Request, check_option_ranges, register_backend
 from .options import cli_flag
 
@@ -43,6 +45,10 @@ def resolve_device(device: str) -> str:
     import torch
 
     if device != "auto":
+        try:
+            torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"--device {device!r}: not a torch device; expected auto, cpu, cuda, cuda:N or mps") from None
         return device
     if torch.cuda.is_available():
         return "cuda"
@@ -128,7 +134,15 @@ class HFBackend(Backend):
             kwargs["attn_implementation"] = opts.attn_implementation
         if self.device == "cuda":
             kwargs["device_map"] = "auto"
-        model = model_class.from_pretrained(self.base, **kwargs)
+        try:
+            model = model_class.from_pretrained(self.base, **kwargs)
+        except (OSError, ValueError, RuntimeError, KeyError) as error:
+            # truncated or foreign weights (safetensors' error is neither OSError nor ValueError): one line
+            raise ValueError(f"cannot load model {self.base!r}: {type(error).__name__}: {one_line(error)}") from None
+        except Exception as error:
+            if type(error).__module__.startswith("safetensors"):
+                raise ValueError(f"cannot load model {self.base!r}: weights unreadable ({one_line(error)})") from None
+            raise
         if self.adapter:
             from peft import PeftModel
 

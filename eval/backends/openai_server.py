@@ -1,10 +1,16 @@
 """`openai:<model>`: any OpenAI-compatible chat server (vLLM, SGLang, `transformers serve`, the OpenAI API).
 
-Images travel as PNG data URLs (lossless: the server sees the frame's exact pixels). The runner drives it
-through `agenerate` (the `openai` async client, one request per episode turn, `concurrency` in flight: see
+Images travel as data URLs, lossless: a frame stored as an RGB PNG or JPEG goes as its own bytes (the server
+decodes the very file the dataset holds), anything else (a resized history frame, an RGBA or 16-bit PNG) is
+encoded as PNG from the decoded pixels. Each frame's data URL is built once and reused while its episode runs.
+
+The runner drives the backend through `agenerate` (one request per episode turn, `concurrency` in flight: see
 eval/scheduler.py); `generate` (a batch, on a thread pool) serves callers that hold a batch, e.g. the judge.
-The `openai` client retries 408/409/429/5xx and connection errors with exponential backoff (`max_retries`,
-honouring Retry-After) and bounds every call by `timeout`.
+Both post the chat body to `/chat/completions` through the `openai` client's own request path (`client.post`),
+which retries 408/409/429/5xx and connection errors with exponential backoff (`max_retries`, honouring
+Retry-After), bounds every call by `timeout` and raises the SDK's typed errors; the SDK's per-request
+`TypedDict` transform and response model are skipped, as they cost more CPU than a request on loopback
+(benchmarks/bench_eval.py (a)).
 
 Default concurrency: 64 for a local or self-hosted server (vLLM / SGLang batch whatever is in flight, so the
 engine stays full), 8 for the OpenAI API itself (rate limits: the 429 backoff takes over beyond that).
@@ -15,20 +21,23 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import itertools
 import os
+import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
-from .base import Backend, BackendUnavailable, Generation, Request, _describe, check_option_ranges, register_backend
+from .base import (
+    Backend, BackendUnavailable, Generation, Request, StoredImage, _describe, check_option_ranges, register_backend,
+)
 from .options import cli_flag
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SERVER_CONCURRENCY = 64  # a local vLLM / SGLang / transformers server
 API_CONCURRENCY = 8  # the OpenAI API (and other rate-limited hosted APIs at api.openai.com)
-CONNECTIONS_PER_CLIENT = 16
+URL_CACHE_BYTES = 64 * 1024**2  # data URLs of the frames of the episodes in flight
 
 
 @dataclass
@@ -51,27 +60,91 @@ class OpenAIOptions:
         check_option_ranges(self)
 
 
+PASSTHROUGH = {"PNG": "image/png", "JPEG": "image/jpeg"}
+
+
+def _stored_mime(data: bytes) -> str | None:
+    """The MIME type under which stored bytes can travel as they are: an 8-bit RGB PNG or an RGB JPEG (what
+    `decode_image` would turn into the same pixels without a conversion); None for anything else."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind, mode = image.format, image.mode
+    except Exception:  # noqa: BLE001 - not an image PIL reads lazily: decode and re-encode (which names the error)
+        return None
+    if mode != "RGB" or (kind == "PNG" and data[24:25] != b"\x08"):  # IHDR bit depth: 16-bit PNGs get converted
+        return None
+    return PASSTHROUGH.get(kind)
+
+
 def data_url(image) -> str:
+    """An image source (a PIL image, a `StoredImage`, a callable) as a lossless data URL."""
+    if isinstance(image, StoredImage):
+        mime = _stored_mime(image.data)
+        if mime:
+            return f"data:{mime};base64," + base64.b64encode(image.data).decode("ascii")
+    if callable(image):
+        image = image()
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)  # lossless at any level; 1 is the fastest to encode
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def to_openai_messages(request: Request) -> list[dict]:
+class DataURLCache:
+    """Data URLs of stored frames by the identity of their bytes (an episode's row holds the same bytes object
+    every turn, and frames repeat across turns), least recently used first out past `max_bytes`."""
+
+    def __init__(self, max_bytes: int = URL_CACHE_BYTES):
+        self.max_bytes, self.size = max_bytes, 0
+        self.urls: OrderedDict[int, tuple[bytes, str]] = OrderedDict()  # id(data) -> (data kept alive, url)
+        self.lock = threading.Lock()  # `generate` builds messages on a thread pool
+
+    def __call__(self, image) -> str:
+        if not isinstance(image, StoredImage):
+            return data_url(image)
+        key = id(image.data)
+        with self.lock:
+            hit = self.urls.get(key)
+            if hit is not None and hit[0] is image.data:
+                self.urls.move_to_end(key)
+                return hit[1]
+        url = data_url(image)
+        with self.lock:
+            if key not in self.urls:
+                self.urls[key] = (image.data, url)
+                self.size += len(url)
+            while self.size > self.max_bytes and len(self.urls) > 1:
+                _, (_, old) = self.urls.popitem(last=False)
+                self.size -= len(old)
+        return url
+
+
+def to_openai_messages(request: Request, url=data_url) -> list[dict]:
     """The chat with each `{"type": "image"}` item replaced by the next image as an `image_url` data URL."""
-    images = iter(request.load_images())
+    images = iter(request.images)
     messages = []
     for message in request.messages:
         content = message["content"]
         if not isinstance(content, str):
             content = [
-                {"type": "image_url", "image_url": {"url": data_url(next(images))}}
+                {"type": "image_url", "image_url": {"url": url(next(images))}}
                 if item["type"] == "image"
                 else {"type": "text", "text": item["text"]}
                 for item in content
             ]
         messages.append({"role": message["role"], "content": content})
     return messages
+
+
+def _needs_pixels(request: Request) -> bool:
+    """Whether building the messages decodes or encodes pixels (CPU work better kept off the event loop)."""
+    return any(not isinstance(image, StoredImage) for image in request.images)
+
+
+def _answer(response: Any) -> str:
+    """The text of a `/chat/completions` response (raw: no response model is built)."""
+    return response.json()["choices"][0]["message"]["content"] or ""
 
 
 class OpenAIBackend(Backend):
@@ -99,7 +172,8 @@ class OpenAIBackend(Backend):
         )
         self.default_batch_size = self.concurrency
         self._api_key = api_key
-        self._async = None  # (event loop, [AsyncOpenAI], counter): async clients belong to the loop they run in
+        self._async = None  # (event loop, idle async clients, TLS context): async clients belong to their loop
+        self.urls = DataURLCache()
         self.pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency))
 
     @property
@@ -117,60 +191,64 @@ class OpenAIBackend(Backend):
         options["concurrency"] = self.concurrency
         return {**super().config(), **options}
 
-    def _kwargs(self) -> dict:
+    def _body(self, messages: list[dict]) -> dict:
+        """The `/chat/completions` JSON body (what `chat.completions.create` would send, `extra_body` merged)."""
         opts = self.options
-        kwargs = {"temperature": opts.temperature, "max_tokens": opts.max_new_tokens}
+        body = {"model": self.model, "messages": messages, "temperature": opts.temperature,
+                "max_tokens": opts.max_new_tokens}
         if opts.top_p is not None:
-            kwargs["top_p"] = opts.top_p
+            body["top_p"] = opts.top_p
         if opts.seed is not None:
-            kwargs["seed"] = opts.seed
-        if opts.extra_body:
-            kwargs["extra_body"] = opts.extra_body
-        return kwargs
+            body["seed"] = opts.seed
+        return {**body, **opts.extra_body}
 
     def _one(self, request: Request) -> str:
-        response = self.client.chat.completions.create(
-            model=self.model, messages=to_openai_messages(request), **self._kwargs()
-        )
-        return response.choices[0].message.content or ""
+        import httpx
 
-    def _async_client(self):
-        """Round-robin over small clients: httpcore's pool scans every connection for every request, so one
-        pool of 128 connections spends more CPU than the requests (measured: benchmarks/bench_eval.py (a))."""
-        from openai import AsyncOpenAI
+        body = self._body(to_openai_messages(request, self.urls))
+        return _answer(self.client.post("/chat/completions", cast_to=httpx.Response, body=body))
+
+    def _idle_clients(self) -> list:
+        """Async clients of one connection each, for this event loop. A request takes an idle one and gives it back,
+        so at most `concurrency` exist: httpcore scans every connection of a pool for every request, so one pool
+        of 128 connections spent more CPU than the requests (measured: benchmarks/bench_eval.py (a))."""
+        import httpx
 
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
-            import httpx
+            # One TLS context for all of them: each client would otherwise load the CA bundle again.
+            self._async = (loop, [], httpx.create_ssl_context())
+        return self._async[1]
 
-            count = -(-self.concurrency // CONNECTIONS_PER_CLIENT)
-            clients = [
-                AsyncOpenAI(
-                    base_url=self.base_url, api_key=self._api_key, timeout=self.options.timeout,
-                    max_retries=self.options.max_retries,
-                    http_client=httpx.AsyncClient(limits=httpx.Limits(max_connections=self.concurrency,
-                                                                      max_keepalive_connections=CONNECTIONS_PER_CLIENT),
-                                                  timeout=self.options.timeout),
-                )
-                for _ in range(count)
-            ]
-            self._async = (loop, clients, itertools.count())
-        _, clients, turn = self._async
-        return clients[next(turn) % len(clients)]
+    def _new_client(self):
+        import httpx
+        from openai import AsyncOpenAI
+
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        http_client = httpx.AsyncClient(limits=limits, timeout=self.options.timeout, verify=self._async[2])
+        return AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.options.timeout,
+                           max_retries=self.options.max_retries, http_client=http_client)
 
     async def agenerate(self, request: Request) -> Generation:
         """One request, awaited: an error of the request comes back as `error`; a dead server raises."""
-        client = self._async_client()
+        import httpx
+
+        idle = self._idle_clients()
+        client = idle.pop() if idle else self._new_client()
         start = time.perf_counter()
         try:
-            # PNG encoding is CPU work: off the event loop, so the other lanes keep going.
-            messages = await asyncio.to_thread(to_openai_messages, request) if request.images else to_openai_messages(request)
-            response = await client.chat.completions.create(model=self.model, messages=messages, **self._kwargs())
-            text = response.choices[0].message.content or ""
+            if _needs_pixels(request):  # decoding / encoding pixels is CPU work: off the event loop
+                messages = await asyncio.to_thread(to_openai_messages, request, self.urls)
+            else:  # stored frames: cached data URLs
+                messages = to_openai_messages(request, self.urls)
+            response = await client.post("/chat/completions", cast_to=httpx.Response, body=self._body(messages))
+            text = _answer(response)
         except self.fatal_errors as error:
             raise BackendUnavailable(f"{self.where}: {_describe(error)}") from error
         except Exception as error:  # noqa: BLE001 - this request's failure, recorded as an error turn
             return Generation("", error=_describe(error), latency_s=time.perf_counter() - start)
+        finally:
+            idle.append(client)
         return Generation(text, latency_s=time.perf_counter() - start)
 
     async def aclose(self) -> None:
