@@ -168,15 +168,25 @@ def _expand_batch(batch: dict[str, list], hint: bool) -> dict[str, list]:
     return {name: [e[name] for e in examples] for name in train_features()}
 
 
-def build_train_dataset(episodes, hint: bool = False, num_proc: int | None = None):
-    """A `datasets.Dataset` of episodes → the single-turn GRPO dataset (conversational `prompt` + `image`)."""
+def frames_undecoded(episodes):
+    """The episodes with frames left as bytes. `store.load_episodes` already loads them so; recasting would
+    rewrite the whole column in Arrow arrays that overflow past 2 GiB, so cast only a dataset that decodes."""
     import datasets
 
+    frames = episodes.features["frames"]
+    image = getattr(frames, "feature", frames)
+    if getattr(image, "decode", False):
+        episodes = episodes.cast_column("frames", datasets.List(datasets.Image(decode=False)))
+    return episodes
+
+
+def build_train_dataset(episodes, hint: bool = False, num_proc: int | None = None):
+    """A `datasets.Dataset` of episodes → the single-turn GRPO dataset (conversational `prompt` + `image`)."""
     missing = [name for name in FEATURES if name not in episodes.column_names]
     if missing:
         raise ValueError(f"the episodes lack the column(s) {', '.join(missing)}")
     # Frames stay encoded: only each state's own frame is carried over, as bytes.
-    episodes = episodes.cast_column("frames", datasets.List(datasets.Image(decode=False)))
+    episodes = frames_undecoded(episodes)
     return episodes.map(
         _expand_batch, batched=True, batch_size=16, remove_columns=episodes.column_names, features=train_features(),
         fn_kwargs={"hint": hint}, num_proc=num_proc, desc="expand episodes into states",

@@ -28,7 +28,7 @@ from typing import Any, Callable, Sequence
 from proactivebench.engine import STOP_ABSTAIN, STOP_CORRECT, STOP_INVALID, STOP_MAX_TURNS, STOP_PREMATURE, STOP_UNPARSED, \
     STOP_WRONG_CATEGORY, Episode
 from proactivebench.store import load_episodes
-from .grpo import GRPOSettings, build_trainer, parse_model_spec, save_run, TrainResult
+from .grpo import GRPOSettings, frames_undecoded, build_trainer, parse_model_spec, save_run, TrainResult
 from .grpo_rollout import CONTEXTS, TurnGenerator, play_episodes, score_answers, validate_shaping
 from proactivebench.eval.history import HISTORY_SIZE
 
@@ -66,9 +66,7 @@ def build_episode_dataset(episodes, hint: bool = False):
     """The episodes themselves (frames kept encoded) plus TRL's `prompt` column: the first turn's text, for
     TRL's logs only: the rollout rebuilds every turn from the row. No `image` column, so TRL's single-image
     path stays out of the way."""
-    import datasets
-
-    episodes = episodes.cast_column("frames", datasets.List(datasets.Image(decode=False)))
+    episodes = frames_undecoded(episodes)
     return episodes.map(_first_prompt, batched=True, batch_size=64, fn_kwargs={"hint": hint},
                         desc="first prompts")
 
