@@ -35,7 +35,7 @@ from .ranks import Ranks
 from proactivebench.safe_files import SAFE_ID_RULE, is_safe_id
 
 from .results import ResultsWriter, RunInfo, completed_ids, connect, run_id_for
-from .scheduler import CommitPolicy, drive
+from .scheduler import CommitPolicy, drive, longest_first, pipelined
 
 log = logging.getLogger(__name__)
 
@@ -500,6 +500,8 @@ def _loop(table, todo, config, mode, ablate, backend, writer, running, batch_siz
             if acc is not None:
                 bar.set_postfix_str(f"acc {acc:.1f}% psr {psr:.2f}", refresh=False)
 
+    if pipelined(backend):  # each request stands alone, so the order changes no output: long episodes first
+        todo = longest_first(todo, list(table["max_turns"]))
     try:
         drive(
             _episodes(table, todo, config, mode, ablate), backend, _ResultsSink(writer),

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, Protocol, Sequence
 
 from .backends.base import Generation, Request
 
@@ -61,6 +61,13 @@ def _step(episode: Any, generation: Generation):
 
 def pipelined(backend: Any) -> bool:
     return callable(getattr(backend, "agenerate", None))
+
+
+def longest_first(indices: list[int], max_turns: Sequence[int]) -> list[int]:
+    """`indices` with the episodes that may take the most turns first (ties in their order): the run's tail is then
+    short episodes filling the lanes that free up, not one long chain started last (longest-processing-time-first;
+    on benchmarks/bench_eval.py (a) at 32 in flight it lifts the best reachable efficiency from 0.90 to 0.96)."""
+    return sorted(indices, key=lambda index: -max_turns[index])
 
 
 def drive(
@@ -119,6 +126,9 @@ async def _drive_pipelined(episodes: Iterator, backend, sink, make_request, conc
         async with asyncio.TaskGroup() as group:  # the first failure (a dead server) cancels the other lanes
             for _ in range(max(1, concurrency)):
                 group.create_task(lane())
+                # One lane per turn of the loop: the first answers are read as they come, not after every lane
+                # has built and sent its first request (which held the longest episodes up by ~0.2 s at 128).
+                await asyncio.sleep(0)
     except BaseExceptionGroup as group_error:
         raise group_error.exceptions[0] from None
     finally:

@@ -159,8 +159,12 @@ def test_unreachable_server_stops_the_run_resumably(imported_dir, tmp_path):
     url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
     config = EvalConfig(str(imported_dir), "openai:m", sources=("rod",),
                         backend_options={"base_url": url, "max_retries": 0, "timeout": 5})
-    with pytest.raises(BackendUnavailable, match="APIConnectionError"):
+    with pytest.raises(BackendUnavailable, match="APIConnectionError") as stopped:
         run_eval(config, tmp_path / "r.duckdb", progress=False)
+    # Named as what failed (the aiohttp transport maps a refused connect to a timeout) and where.
+    message = str(stopped.value)
+    assert "timed out" not in message and ("Connect call failed" in message or "Connection refused" in message)
+    assert url in message
     import duckdb
 
     con = duckdb.connect(str(tmp_path / "r.duckdb"), read_only=True)

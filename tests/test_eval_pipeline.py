@@ -100,3 +100,44 @@ def test_sigkilled_pipelined_run_resumes_to_the_uninterrupted_tables(standin, im
     run_eval(EvalConfig(str(imported_dir), "openai:standin", commit=CommitPolicy(every_turns=1),
                         backend_options={**options, "concurrency": 7}), clean, progress=False)
     assert _tables(killed) == _tables(clean)
+
+
+def test_pipelined_runs_start_the_longest_episodes_first(standin, imported_dir, tmp_path):
+    """Longest-processing-time first: a server run starts the episodes that may take the most turns first (the
+    tail is then short episodes), an in-process run keeps the dataset order (its batches shape the outputs)."""
+    from proactivebench.eval.backends import load_backend
+    from proactivebench.store import load_episodes
+
+    table = load_episodes(str(imported_dir), "test")
+    max_turns = dict(zip(table["sample_id"], table["max_turns"]))
+    assert len(set(max_turns.values())) > 1  # else the order could not tell
+    options = {"base_url": standin, "concurrency": 1, "max_retries": 0}
+    backend = load_backend("openai:standin", **options)
+    started: list[str] = []
+    inner = backend.agenerate
+
+    async def agenerate(request):
+        sample_id = request.key.rsplit("/", 1)[0]
+        if sample_id not in started:
+            started.append(sample_id)
+        return await inner(request)
+
+    backend.agenerate = agenerate
+    run_eval(EvalConfig(str(imported_dir), "openai:standin", backend_options=options), tmp_path / "r.duckdb",
+             backend=backend, progress=False)
+    backend.close()
+    assert sorted(started) == sorted(max_turns)
+    assert [max_turns[s] for s in started] == sorted(max_turns.values(), reverse=True)
+    assert started != list(table["sample_id"])  # the dataset order is not already longest first
+
+
+def test_cli_run_against_a_server_logs_no_line_per_request(standin, imported_dir, tmp_path):
+    """HTTP clients log each request at INFO; the command line keeps them quiet unless --verbose."""
+    command = [sys.executable, "-m", "proactivebench", "eval", "--dataset", str(imported_dir), "--model",
+               "openai:standin", "--base-url", standin, "--results", str(tmp_path / "r.duckdb"), "--no-progress"]
+    quiet = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "HTTP Request" not in quiet.stdout + quiet.stderr and "/chat/completions" not in quiet.stderr
+    loud = [*command[:3], "--verbose", *command[3:-2], str(tmp_path / "loud.duckdb"), "--no-progress"]
+    loud = subprocess.run(loud, capture_output=True, text=True, timeout=300)
+    assert loud.returncode == 0 and "/chat/completions" in loud.stdout + loud.stderr  # the log is there to see

@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "samples": {"core", "builders"},
     "app": {"core", "builders", "eval", "curation", "train", "samples"},
 }
-APP_MODULES = {"proactivebench.cli", "proactivebench.demo"}  # they wire every stage together
+APP_MODULES = {"proactivebench.cli", "proactivebench.__main__", "proactivebench.demo"}  # they wire every stage together
 
 
 def stage_of(module: str) -> str | None:

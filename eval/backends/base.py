@@ -118,7 +118,7 @@ class Backend(ABC):
         try:
             texts = self._generate(requests)
         except self.fatal_errors as error:
-            raise BackendUnavailable(f"{self.where}: {_describe(error)}") from error
+            raise BackendUnavailable(f"{self.where}: {_describe_unavailable(error)}") from error
         except Exception as error:  # noqa: BLE001 - isolate the failing request below
             if len(requests) == 1:
                 log.debug("backend call failed", exc_info=True)
@@ -136,6 +136,25 @@ class Backend(ABC):
 def _describe(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"[:500]
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The first error of the chain an error was raised from (HTTP clients wrap the socket's error twice)."""
+    root, seen = error, {id(error)}
+    while (below := root.__cause__ or (None if root.__suppress_context__ else root.__context__)) is not None \
+            and id(below) not in seen:
+        root = below
+        seen.add(id(root))
+    return root
+
+
+def _describe_unavailable(error: BaseException) -> str:
+    """A fatal error with its root cause when that says more ("Connection error." alone does not say what failed)."""
+    root = _root_cause(error)
+    described = _describe(error)
+    if root is not error and str(root).strip() and str(root).strip() != str(error).strip():
+        described += f" ({_describe(root)})"
+    return described[:500]
 
 
 # --- option ranges: one rule per option name, shared by every backend's option dataclass -------------------------

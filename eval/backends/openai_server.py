@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from .base import (
-    Backend, BackendUnavailable, Generation, Request, StoredImage, _describe, check_option_ranges, register_backend,
+    Backend, BackendUnavailable, Generation, Request, StoredImage, _describe, _describe_unavailable, _root_cause,
+    check_option_ranges, register_backend,
 )
 from .options import cli_flag
 
@@ -142,6 +143,17 @@ def _needs_pixels(request: Request) -> bool:
     return any(not isinstance(image, StoredImage) for image in request.images)
 
 
+def _describe_fatal(error: BaseException) -> str:
+    """What stops a run. The SDK's aiohttp transport maps a failed connect to a timeout ("Request timed out."):
+    name it as the connection error it is."""
+    import openai
+
+    root = _root_cause(error)
+    if isinstance(error, openai.APITimeoutError) and isinstance(root, OSError) and not isinstance(root, TimeoutError):
+        return f"APIConnectionError: {_describe(root)}"
+    return _describe_unavailable(error)
+
+
 def _answer(response: Any) -> str:
     """The text of a `/chat/completions` response (raw: no response model is built)."""
     return response.json()["choices"][0]["message"]["content"] or ""
@@ -172,7 +184,7 @@ class OpenAIBackend(Backend):
         )
         self.default_batch_size = self.concurrency
         self._api_key = api_key
-        self._async = None  # (event loop, idle async clients, TLS context): async clients belong to their loop
+        self._async = None  # (event loop, its async client)
         self.urls = DataURLCache()
         self.pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency))
 
@@ -208,33 +220,26 @@ class OpenAIBackend(Backend):
         body = self._body(to_openai_messages(request, self.urls))
         return _answer(self.client.post("/chat/completions", cast_to=httpx.Response, body=body))
 
-    def _idle_clients(self) -> list:
-        """Async clients of one connection each, for this event loop. A request takes an idle one and gives it back,
-        so at most `concurrency` exist: httpcore scans every connection of a pool for every request, so one pool
-        of 128 connections spent more CPU than the requests (measured: benchmarks/bench_eval.py (a))."""
-        import httpx
+    def _async_client(self):
+        """The async client of this event loop (async clients belong to their loop). Its transport is aiohttp, the
+        SDK's own `DefaultAioHttpClient`: about half the CPU per request of httpx's pool, which is what bounds a
+        run with many requests in flight (benchmarks/bench_eval.py (a)). Connections: one per lane at most, as
+        each lane has one request in flight."""
+        from openai import AsyncOpenAI, DefaultAioHttpClient
 
         loop = asyncio.get_running_loop()
         if self._async is None or self._async[0] is not loop:
-            # One TLS context for all of them: each client would otherwise load the CA bundle again.
-            self._async = (loop, [], httpx.create_ssl_context())
+            client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.options.timeout,
+                                 max_retries=self.options.max_retries,
+                                 http_client=DefaultAioHttpClient(timeout=self.options.timeout))
+            self._async = (loop, client)
         return self._async[1]
-
-    def _new_client(self):
-        import httpx
-        from openai import AsyncOpenAI
-
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        http_client = httpx.AsyncClient(limits=limits, timeout=self.options.timeout, verify=self._async[2])
-        return AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.options.timeout,
-                           max_retries=self.options.max_retries, http_client=http_client)
 
     async def agenerate(self, request: Request) -> Generation:
         """One request, awaited: an error of the request comes back as `error`; a dead server raises."""
         import httpx
 
-        idle = self._idle_clients()
-        client = idle.pop() if idle else self._new_client()
+        client = self._async_client()
         start = time.perf_counter()
         try:
             if _needs_pixels(request):  # decoding / encoding pixels is CPU work: off the event loop
@@ -244,17 +249,14 @@ class OpenAIBackend(Backend):
             response = await client.post("/chat/completions", cast_to=httpx.Response, body=self._body(messages))
             text = _answer(response)
         except self.fatal_errors as error:
-            raise BackendUnavailable(f"{self.where}: {_describe(error)}") from error
+            raise BackendUnavailable(f"{self.where}: {_describe_fatal(error)}") from error
         except Exception as error:  # noqa: BLE001 - this request's failure, recorded as an error turn
             return Generation("", error=_describe(error), latency_s=time.perf_counter() - start)
-        finally:
-            idle.append(client)
         return Generation(text, latency_s=time.perf_counter() - start)
 
     async def aclose(self) -> None:
         if self._async is not None:
-            for client in self._async[1]:
-                await client.close()
+            await self._async[1].close()
             self._async = None
 
     def _generate(self, requests: Sequence[Request]) -> list[str]:
