@@ -11,6 +11,7 @@ time to merely read the same columns, and beside reading the frames' bytes too (
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -38,8 +39,8 @@ def main() -> None:
 
     import pyarrow.parquet as pq
 
-    from proactivebench.integrity import verify_folder
-    from proactivebench.store import count_rows, layout
+    from proactivebench.integrity import check_frame_bytes, verify_folder
+    from proactivebench.store import count_rows, layout, load_episodes
 
     with tempfile.TemporaryDirectory() as tmp:
         root = build_dataset(Path(tmp), args.episodes)
@@ -50,10 +51,19 @@ def main() -> None:
         columns = [c for c in pq.read_schema(files[0]).names if c != "frames"] + ["frames.list.element.path"]
         read = best_of(args.repeat, lambda: [pq.ParquetFile(p).read(columns=columns) for p in files])
         whole = best_of(args.repeat, lambda: [pq.read_table(p) for p in files])
+        with_frames = best_of(args.repeat, lambda: verify_folder(root, frames=True))
+        os.environ["HF_DATASETS_CACHE"] = str(Path(tmp) / "cache")
+        loaded = load_episodes(str(root), "test")  # once: builds the Arrow cache
+        frames = best_of(args.repeat, lambda: check_frame_bytes(loaded.data.table, "bench"))
+        load = best_of(args.repeat, lambda: load_episodes(str(root), "test"))
     print(f"{rows} episodes in {len(files)} shards ({size / 1024**2:.1f} MB), best of {args.repeat}:")
     print(f"  verify_folder (card, shards, every row, ids): {check:.3f} s  ({1e6 * check / rows:.0f} us/episode)")
     print(f"  reading the checked columns alone:            {read:.3f} s")
     print(f"  reading whole rows (frames' bytes included):  {whole:.3f} s")
+    print(f"  verify_folder(frames=True) (first-turn, filter: + every frame's bytes read, header checked): "
+          f"{with_frames:.3f} s")
+    print(f"  check_frame_bytes on the loaded test split ({len(loaded)} episodes, eval's check): {frames:.3f} s "
+          f"of load_episodes' {load:.3f} s")
 
 
 if __name__ == "__main__":

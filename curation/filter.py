@@ -188,7 +188,7 @@ def filter_dataset(
             raise FilterError(
                 f"{foreign[0]}: not written by proactivebench; --overwrite would delete it: move it away or pass another --out"
             )
-    verify_folder(dataset)  # before any work: every split is read (train is copied)
+    verify_folder(dataset, frames=True)  # before any work: every split is read (train is copied)
     report = solve_rates(dataset, predictions, threshold)
     threshold_split = {sid: ("excluded" if r >= threshold else "test") for sid, r in report.solve_rate.items()}
 

@@ -210,7 +210,7 @@ def first_turn(
     dataset, out = Path(dataset), Path(out)
     if not any(split in splits for splits in layout(dataset).values() for split in POOL_SPLITS):
         raise ValueError(f"{dataset}: no test/excluded shards under data/ (is this a hub-layout folder?)")
-    verify_folder(dataset, POOL_SPLITS)  # before any work: a damaged folder or an invalid row is one line
+    verify_folder(dataset, POOL_SPLITS, frames=True)  # before any work: a damaged folder or an invalid row is one line
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     if limit is not None and limit < 1:

@@ -8,13 +8,15 @@
   reachable within `max_turns`, ...), a row filed under another source's folder, a `sample_id` seen twice.
 
 It reads every column but the frames' bytes (their count comes from the `path` leaf alone), so it stays cheap:
-see `benchmarks/bench_validate.py`.
+see `benchmarks/bench_validate.py`. Frames whose bytes are missing or not an image are refused by
+`check_frame_bytes` (their leading bytes): `store.load_episodes` runs it on the split it loaded (no second read),
+`verify_folder(frames=True)` on every shard for the commands that stream rows.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -26,6 +28,7 @@ from .sources import SOURCE_NAMES
 
 # Every leaf but the frames' bytes: a frame's path is enough to count the frames.
 _FRAME_PATH = "frames.list.element.path"
+_FRAME_BYTES = "frames.list.element.bytes"
 _COLUMNS = [name for name in FEATURES if name != "frames"]
 
 
@@ -55,6 +58,37 @@ def check_table(table: pa.Table, where: str, source: str | None = None) -> list[
         if source is not None and record.source != source:
             raise DatasetError(f"{where}: sample {sample!r}: field 'source': {record.source!r} in folder data/{source}")
     return [row["sample_id"] for row in rows]
+
+
+# The leading bytes of every image format PIL reads that a frame may hold (builders write PNG and JPEG; sources
+# ship those, WebP, GIF, BMP and TIFF).
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
+_HEAD = 12
+
+
+def _is_image_head(head: bytes | None) -> bool:
+    if not head:
+        return False
+    return head.startswith(IMAGE_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+
+
+def check_frame_bytes(table: pa.Table, where: str | Callable[[int], str]) -> None:
+    """Every frame holds image bytes: one line naming the sample and frame whose bytes are missing or are not an
+    image (`where`: the place, or a function of the row giving it). Only their leading bytes are read, sliced in Arrow chunk by chunk (no decode, no copy, no concatenation
+    past 2 GiB); a baseline, or a model never shown that frame, would otherwise score such an episode silently."""
+    first_row = 0
+    for frames in table.column("frames").chunks:
+        flat = frames.flatten()  # this chunk's frames, in row order
+        heads = pc.binary_slice(flat.field("bytes"), 0, _HEAD).to_pylist() if len(flat) else []
+        bad = next((i for i, head in enumerate(heads) if not _is_image_head(head)), None)
+        if bad is not None:
+            row = pc.list_parent_indices(frames)[bad].as_py()
+            index = bad - (frames.offsets[row].as_py() - frames.offsets[0].as_py())
+            sample = table.column("sample_id")[first_row + row].as_py()
+            what = "no bytes" if not heads[bad] else f"bytes that are not an image (they start {heads[bad][:8]!r})"
+            place = where(first_row + row) if callable(where) else where
+            raise DatasetError(f"{place}: sample {sample!r}: field 'frames' [{index}]: {what}")
+        first_row += len(frames)
 
 
 def read_shard(path: Path) -> pa.Table:
@@ -159,11 +193,21 @@ def check_shard_sets(on_disk: dict[str, dict[str, list[Path]]]) -> None:
                 raise DatasetError(f"{files[0].parent / stray[0]}: not part of the {total}-shard {split} set")
 
 
+def check_shard_frames(path: Path) -> None:
+    """`check_frame_bytes` on one shard, one row group at a time (the writers keep them to `store.ROW_GROUP_BYTES`)."""
+    parquet = pq.ParquetFile(path)
+    for group in range(parquet.num_row_groups):
+        check_frame_bytes(parquet.read_row_group(group, columns=["sample_id", _FRAME_BYTES]), str(path))
+
+
 def verify_folder(
-    root: Path | str, splits: Sequence[str] = SPLITS, sources: Sequence[str] | None = None, counts: bool = True
+    root: Path | str, splits: Sequence[str] = SPLITS, sources: Sequence[str] | None = None, counts: bool = True,
+    frames: bool = False,
 ) -> dict[str, dict[str, list[Path]]]:
     """Check a hub-layout folder as above and return {source: {split: shards}} for the sources and splits asked.
-    `counts=False` skips the card's row counts (for a command that rewrites them)."""
+    `counts=False` skips the card's row counts (for a command that rewrites them). `frames=True` also reads every
+    frame's bytes to check they are an image (`check_frame_bytes`), for commands that stream rows and never load
+    the split whole (`store.load_episodes` checks a loaded split itself, without a second read)."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"no such dataset folder: {root}")
@@ -177,5 +221,7 @@ def verify_folder(
         for split in [s for s in splits if s in on_disk[source]]:
             for path in on_disk[source][split]:
                 ids.add(split, check_table(read_shard(path), str(path), source), str(path))
+                if frames:
+                    check_shard_frames(path)
             chosen.setdefault(source, {})[split] = on_disk[source][split]
     return chosen

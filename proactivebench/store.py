@@ -8,6 +8,8 @@ manifest): a file this tool did not write is never replaced or deleted.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import os
 import re
 import shutil
@@ -417,6 +419,12 @@ def undecoded_features():
     return datasets.Features({**FEATURES, "frames": datasets.List(datasets.Image(decode=False))})
 
 
+def _shard_of_row(files: Sequence[str]):
+    """Row number of the loaded split -> the shard file it came from (row counts from the parquet footers)."""
+    ends = list(itertools.accumulate(pq.ParquetFile(f).metadata.num_rows for f in files))
+    return lambda row: files[bisect.bisect_right(ends, row)]
+
+
 def load_episodes(
     dataset: Path | str, split: str = "test", sources: Sequence[str] | None = None, revision: str | None = None
 ):
@@ -428,7 +436,7 @@ def load_episodes(
     """
     import datasets
 
-    from .integrity import DatasetError, IdRegistry, check_table, verify_folder
+    from .integrity import DatasetError, IdRegistry, check_frame_bytes, check_table, verify_folder
 
     which = f" for {', '.join(sources)}" if sources else ""
     # Frames undecoded from the start, not `cast_column` afterwards: that cast is a `map` whose batches of 1,000
@@ -442,9 +450,11 @@ def load_episodes(
         if not files:
             raise DatasetError(f"{dataset}: no {split!r} split{which}")
         try:
-            return datasets.load_dataset("parquet", data_files={split: files}, features=features, split=split)
+            table = datasets.load_dataset("parquet", data_files={split: files}, features=features, split=split)
         except datasets.exceptions.DatasetGenerationError:
             raise DatasetError(_unreadable(files) or f"{dataset}: the {split!r} shards do not read") from None
+        check_frame_bytes(table.data.table, _shard_of_row(files))
+        return table
     kwargs = {"features": features, **({"revision": revision} if revision else {})}
     try:  # per-source configs when sources are named: only their shards are downloaded
         tables = [load(str(dataset), source, split=split, **kwargs) for source in (sources or [None])]
@@ -454,6 +464,7 @@ def load_episodes(
     ids = IdRegistry()
     where = f"{dataset} ({split})"
     ids.add(split, check_table(table.data.table, where), where)
+    check_frame_bytes(table.data.table, where)
     if len(table) == 0:
         raise DatasetError(f"{dataset}: the {split!r} split has no episodes{which}")
     return table

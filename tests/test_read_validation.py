@@ -68,7 +68,8 @@ def refused_by_all(tmp_path, dataset, predictions, capsys, *parts, only=None):
         before = snapshot(tmp_path)
         code = main(argv)
         out, err = capsys.readouterr()
-        lines = [line for line in err.splitlines() if line.strip()]
+        # `datasets`' own progress bar may come first (a frame's bytes are checked once the split is loaded).
+        lines = [line for line in err.splitlines() if line.strip() and "examples/s" not in line]
         assert code == 2, (name, out, err)
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, err)
         assert "Traceback" not in out + err
@@ -147,6 +148,20 @@ def test_an_invalid_row_is_refused_before_any_work(breaks, imported_rows, predic
     dataset = write_bench(tmp_path / "bench", imported_rows, row)
     shard = dataset / "data" / "mvpn" / "test-00000-of-00001.parquet"
     refused_by_all(tmp_path, dataset, predictions, capsys, str(shard), f"sample {TARGET!r}", field)
+
+
+@pytest.mark.parametrize("payload", [b"<html>not an image</html>", b""], ids=["garbage", "empty"])
+def test_a_frame_that_is_not_an_image_is_refused_before_any_work(payload, imported_rows, predictions, tmp_path,
+                                                                  capsys):
+    """A baseline never decodes a frame, so without the check eval, first-turn and filter scored such an episode."""
+    row = copy.deepcopy(imported_rows[TARGET])
+    row["frames"][1] = {"bytes": payload, "path": None}
+    dataset = write_bench(tmp_path / "bench", imported_rows, row)
+    shard = dataset / "data" / "mvpn" / "test-00000-of-00001.parquet"
+    refused_by_all(tmp_path, dataset, predictions, capsys, str(shard), f"sample {TARGET!r}", "'frames' [1]",
+                   only={"eval", "first-turn", "filter"})
+    assert main(commands(dataset, predictions, tmp_path / "work")["publish"]) == 2  # it decodes every frame itself
+    assert f"sample {TARGET!r} frame 1 does not decode" in capsys.readouterr().err
 
 
 def test_a_duplicate_sample_id_is_refused(imported_rows, predictions, tmp_path, capsys):
@@ -242,3 +257,27 @@ def test_card_counts_that_disagree_with_the_rows_are_refused_by_eval(bench, pred
     readme = bench / "README.md"
     readme.write_text(readme.read_text().replace("num_examples: 3\n", "num_examples: 30\n", 1))
     refused_by_all(tmp_path, bench, predictions, capsys, str(readme), "says 30 rows, the shards hold 3", only={"eval"})
+
+
+def test_frame_check_names_the_right_sample_and_frame_across_chunks_and_slices():
+    """The frames are checked chunk by chunk (never concatenated past 2 GiB): a row and frame index must still be
+    the table's, also when a chunk is a slice of a larger array."""
+    from proactivebench.integrity import DatasetError, check_frame_bytes
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\0" * 20
+    frame_type = pa.list_(pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+
+    def chunk(rows):
+        return pa.array([[{"bytes": b, "path": None} for b in frames] for frames in rows], frame_type)
+
+    big = chunk([[png], [png, png], [png, b"GIF89a....", b"nope"], [png]])
+    frames = pa.chunked_array([chunk([[png, png], [png]]), big.slice(1, 3)])
+    ids = pa.chunked_array([pa.array(["s0", "s1"]), pa.array(["s2", "s3", "s4"])])
+    table = pa.table({"sample_id": ids, "frames": frames})
+    with pytest.raises(DatasetError, match=r"^here: sample 's3': field 'frames' \[2\]: bytes that are not an image"):
+        check_frame_bytes(table, "here")
+    located = []
+    with pytest.raises(DatasetError):
+        check_frame_bytes(table, lambda row: located.append(row) or "f")
+    assert located == [3]
+    check_frame_bytes(table.slice(0, 3), "fine")  # s0..s2 hold images only
