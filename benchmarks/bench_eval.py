@@ -307,6 +307,47 @@ def bench_transformers_serve(dataset: Path, model_dir: Path, scratch: Path, conc
           f"{turns == _turns(scratch / 'b1.duckdb')}")
 
 
+def bench_history_messages(episodes: int = 20, turns: int = 8, size: int = 224) -> None:
+    """(d) history requests to a server: the client builds turn t's messages with every earlier frame resized;
+    per-turn decode + resize + PNG encode (the earlier client) against each (frame, size) encoded once."""
+    import io
+
+    from PIL import Image
+
+    from proactivebench.engine import decode_image
+    from proactivebench.eval.backends import Request
+    from proactivebench.eval.backends.openai_server import DataURLCache, data_url, to_openai_messages
+    from proactivebench.eval.history import frame_image, resize_short_edge, user_message
+
+    def jpeg(seed: int) -> bytes:
+        buffer = io.BytesIO()
+        Image.effect_noise((640, 480), 40 + seed % 20).convert("RGB").save(buffer, "JPEG", quality=90)
+        return buffer.getvalue()
+
+    rows = [[{"bytes": jpeg(e * turns + t), "path": None} for t in range(turns)] for e in range(episodes)]
+
+    def per_turn(frames, i):
+        return lambda: resize_short_edge(decode_image(frames[i]), size)
+
+    timings = {}
+    for name, source, url in (("per-turn encode", per_turn, data_url), ("cached", None, None)):
+        cache = DataURLCache()
+        make = source or (lambda frames, i: frame_image(frames, i, size))
+        start = time.perf_counter()
+        for frames in rows:
+            for turn in range(turns):
+                images = [make(frames, i) for i in range(turn + 1)]
+                request = Request([user_message("q") for _ in images], images)
+                to_openai_messages(request, url or cache)
+        timings[name] = time.perf_counter() - start
+    requests = episodes * turns
+    print(f"\n(d) history requests, {episodes} episodes x {turns} turns of 640x480 JPEG frames resized to {size} px, "
+          f"client-side message building:")
+    for name, seconds in timings.items():
+        print(f"{name:>16}: {seconds:.2f} s ({1000 * seconds / requests:.1f} ms per request)")
+    print(f"{'':>16}  cached / per-turn speed {timings['per-turn encode'] / timings['cached']:.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--episodes", type=int, default=64, help="in-process and transformers-serve episodes")
@@ -317,7 +358,7 @@ def main() -> None:
     parser.add_argument("--model", help="backend SPEC for (b) (default: a freshly built tiny LLaVA)")
     parser.add_argument("--max-new-tokens", type=int, default=50)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (the shared 2-core box: 1)")
-    parser.add_argument("--skip", nargs="*", default=[], choices=("server", "in-process", "serve"))
+    parser.add_argument("--skip", nargs="*", default=[], choices=("server", "in-process", "serve", "history"))
     parser.add_argument("--no-compare", action="store_true", help="(a) without the previous client's runs")
     parser.add_argument("--repeat", type=int, default=3, help="(a) runs per client, (b) rounds of plain loop and batch sizes, alternating (a loaded box)")
     args = parser.parse_args()
@@ -332,6 +373,8 @@ def main() -> None:
         scratch = Path(scratch)
         os.environ["HF_DATASETS_CACHE"] = str(scratch / "cache")
         print(f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}, torch threads {torch.get_num_threads()}")
+        if "history" not in args.skip:
+            bench_history_messages()
         if "server" not in args.skip:
             bench_server(build_dataset(scratch / "server", args.server_episodes), scratch, args.concurrency,
                          *args.latency_ms, compare=not args.no_compare, repeat=args.repeat)

@@ -153,11 +153,12 @@ class FirstTurnEpisode:
 
 
 def first_turn_request(episode: FirstTurnEpisode, observation):
-    """A callable image: backends that read the graph instead of the pixels never decode the frame."""
-    from proactivebench.eval.backends import single_turn
+    """The stored frame, as eval sends it (`frame_source`): decoded only by a backend that shows pixels, sent as
+    stored by a server backend; backends that read the graph never touch it."""
+    from proactivebench.eval.backends import frame_source, single_turn
 
-    return single_turn(observation.prompt, [lambda: observation.image], context=episode.episode,
-                       key=f"{episode.sample_id}/0")
+    return single_turn(observation.prompt, [frame_source(episode.episode.row["frames"], observation.frame)],
+                       context=episode.episode, key=f"{episode.sample_id}/0")
 
 
 def prediction_row(spec: str, episode) -> dict:

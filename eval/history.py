@@ -13,9 +13,10 @@ setting for history runs, docs/protocol.md §3.2's resize); size 0 keeps the fra
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
-from .backends import Request
+from .backends import DerivedImage, Request, frame_source
 from proactivebench.engine import decode_image
 
 HISTORY_SIZE = 224  # docs/protocol.md §5.1: "all images were resized to a 224 px short edge"
@@ -31,7 +32,14 @@ def resize_short_edge(image, size: int | None):
 
 
 def frame_image(frames, index: int, size: int | None) -> Callable[[], Any]:
-    """A zero-argument callable that decodes (and resizes) one frame only if a backend asks for pixels."""
+    """One frame as an image source, decoded (and resized) only if a backend asks for pixels. A stored frame
+    becomes a `StoredImage` (size 0) or a `DerivedImage` named by its bytes and size: a server backend then
+    encodes each resized frame once, not on every turn that re-sends the conversation."""
+    if not size:
+        return frame_source(frames, index)
+    data = frames[index].get("bytes") if isinstance(frames[index], dict) else None
+    if data:
+        return DerivedImage(data, functools.partial(resize_short_edge, size=size), size)
     return lambda: resize_short_edge(decode_image(frames[index]), size)
 
 

@@ -207,6 +207,32 @@ def test_stored_frames_travel_as_stored_and_once_per_frame(monkeypatch):
     assert len(small.urls) == 1  # bounded: the least recently used goes
 
 
+def test_history_frames_are_resized_once_per_frame_and_size(monkeypatch):
+    """History turns re-send every earlier frame resized: each (frame, size) is encoded once across the turns, the
+    pixels are the reference resize of the decoded frame, and size 0 sends the stored frame."""
+    from proactivebench.engine import decode_image
+    from proactivebench.eval.backends import StoredImage
+    from proactivebench.eval.backends import openai_server
+    from proactivebench.eval.backends.openai_server import DataURLCache
+    from proactivebench.eval.history import frame_image, resize_short_edge
+
+    frames = [{"bytes": _encoded(Image.new("RGB", (40, 30), color), "PNG"), "path": None}
+              for color in ("red", "green", "blue")]
+    image = frame_image(frames, 1, 24)
+    assert image().size == (32, 24) and image().tobytes() == resize_short_edge(decode_image(frames[1]), 24).tobytes()
+    assert isinstance(frame_image(frames, 1, 0), StoredImage)
+    built = []
+    real = openai_server.data_url
+    monkeypatch.setattr(openai_server, "data_url", lambda source: built.append(source) or real(source))
+    cache = DataURLCache()
+    turns = [[frame_image(frames, i, 24) for i in range(turn + 1)] for turn in range(3)]  # turn t re-sends 0..t
+    urls = [[cache(source) for source in turn] for turn in turns]
+    assert len(built) == 3 and urls[2][:2] == urls[1] and urls[1][:1] == urls[0]
+    assert cache(frame_image(frames, 0, 32)) != urls[0][0] and len(built) == 4  # another size: its own entry
+    sent = Image.open(io.BytesIO(base64.b64decode(urls[0][0].split(",", 1)[1])))
+    assert sent.size == (32, 24) and sent.getpixel((0, 0)) == (255, 0, 0)
+
+
 def test_async_requests_retry_and_record_errors_like_the_sync_path(flaky_server):
     """`agenerate` (the pipelined scheduler's call) posts the same body with the SDK's retries and error types."""
     import asyncio

@@ -5,11 +5,11 @@ SPEC: `hf:<id or dir>[+<adapter dir>]`, `openai:<model>` (with base_url / $OPENA
 """
 
 from .base import (
-    BACKENDS, Backend, BackendUnavailable, Generation, Request, StoredImage, frame_source, load_backend, parse_spec,
-    register_backend, single_turn,
+    BACKENDS, Backend, BackendUnavailable, DerivedImage, Generation, Request, StoredImage, frame_source, load_backend,
+    parse_spec, register_backend, single_turn,
 )
 
 __all__ = [
-    "BACKENDS", "Backend", "BackendUnavailable", "Generation", "Request", "StoredImage", "frame_source", "load_backend",
+    "BACKENDS", "Backend", "BackendUnavailable", "DerivedImage", "Generation", "Request", "StoredImage", "frame_source", "load_backend",
     "parse_spec", "register_backend", "single_turn",
 ]

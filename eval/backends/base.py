@@ -33,6 +33,22 @@ class StoredImage:
         return decode_image(self.data)
 
 
+@dataclass(frozen=True, eq=False)
+class DerivedImage:
+    """A stored frame transformed when decoded (a history or few-shot image resized to `tag` px): an `ImageSource`
+    whose result is named by (its bytes, `tag`), so a server backend encodes it once however many turns and
+    episodes send it again."""
+
+    data: bytes
+    transform: Callable[[Any], Any]
+    tag: Any
+
+    def __call__(self):
+        from proactivebench.engine import decode_image
+
+        return self.transform(decode_image(self.data))
+
+
 def frame_source(frames: Sequence[Any], index: int) -> ImageSource:
     """Frame `index` of a row's frames as an `ImageSource`: a `StoredImage` when the frame carries its bytes."""
     frame = frames[index]

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 from .base import (
-    Backend, BackendUnavailable, Generation, Request, StoredImage, _describe, _describe_unavailable, _root_cause,
+    Backend, BackendUnavailable, DerivedImage, Generation, Request, StoredImage, _describe, _describe_unavailable, _root_cause,
     check_option_ranges, register_backend,
 )
 from .options import cli_flag
@@ -92,19 +92,34 @@ def data_url(image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _cache_key(image) -> tuple | None:
+    """What names a data URL: a stored frame by the identity of its bytes, a derived one (resized) with its tag."""
+    if isinstance(image, StoredImage):
+        return (id(image.data),)
+    if isinstance(image, DerivedImage):
+        return (id(image.data), image.tag)
+    return None
+
+
 class DataURLCache:
-    """Data URLs of stored frames by the identity of their bytes (an episode's row holds the same bytes object
-    every turn, and frames repeat across turns), least recently used first out past `max_bytes`."""
+    """Data URLs of stored and derived frames by the identity of their bytes (an episode's row holds the same bytes
+    object every turn, frames repeat across turns, history turns re-send every earlier frame, few-shot examples
+    recur across episodes), least recently used first out past `max_bytes`."""
 
     def __init__(self, max_bytes: int = URL_CACHE_BYTES):
         self.max_bytes, self.size = max_bytes, 0
-        self.urls: OrderedDict[int, tuple[bytes, str]] = OrderedDict()  # id(data) -> (data kept alive, url)
+        self.urls: OrderedDict[tuple, tuple[bytes, str]] = OrderedDict()  # key -> (data kept alive, url)
         self.lock = threading.Lock()  # `generate` builds messages on a thread pool
 
+    def holds(self, image) -> bool:
+        key = _cache_key(image)
+        with self.lock:
+            return key is not None and key in self.urls
+
     def __call__(self, image) -> str:
-        if not isinstance(image, StoredImage):
+        key = _cache_key(image)
+        if key is None:
             return data_url(image)
-        key = id(image.data)
         with self.lock:
             hit = self.urls.get(key)
             if hit is not None and hit[0] is image.data:
@@ -138,9 +153,9 @@ def to_openai_messages(request: Request, url=data_url) -> list[dict]:
     return messages
 
 
-def _needs_pixels(request: Request) -> bool:
+def _needs_pixels(request: Request, urls: DataURLCache) -> bool:
     """Whether building the messages decodes or encodes pixels (CPU work better kept off the event loop)."""
-    return any(not isinstance(image, StoredImage) for image in request.images)
+    return any(not isinstance(image, StoredImage) and not urls.holds(image) for image in request.images)
 
 
 def _describe_fatal(error: BaseException) -> str:
@@ -242,7 +257,7 @@ class OpenAIBackend(Backend):
         client = self._async_client()
         start = time.perf_counter()
         try:
-            if _needs_pixels(request):  # decoding / encoding pixels is CPU work: off the event loop
+            if _needs_pixels(request, self.urls):  # decoding / encoding pixels is CPU work: off the event loop
                 messages = await asyncio.to_thread(to_openai_messages, request, self.urls)
             else:  # stored frames: cached data URLs
                 messages = to_openai_messages(request, self.urls)
