@@ -41,6 +41,7 @@ class _Flaky(BaseHTTPRequestHandler):
         with server.lock:
             server.calls += 1
             server.bodies.append(body)
+            server.headers.append({k.lower(): v for k, v in self.headers.items()})
             fail = server.failures > 0
             server.failures -= 1
         text = body["messages"][-1]["content"][-1]["text"]
@@ -66,6 +67,7 @@ class _Flaky(BaseHTTPRequestHandler):
 def flaky_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Flaky)
     server.lock, server.calls, server.bodies, server.failures, server.status = threading.Lock(), 0, [], 0, 503
+    server.headers = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -251,9 +253,71 @@ def test_async_requests_retry_and_record_errors_like_the_sync_path(flaky_server)
             await backend.aclose()
 
     first, bad = asyncio.run(run())
-    assert first.error == "" and first.text == "echo hello" and flaky_server.calls == 4
+    # 429 (first attempt), 429 (the SDK's), 200; then the 400 twice: first attempt, then the SDK, which raises it.
+    assert first.error == "" and first.text == "echo hello" and flaky_server.calls == 5
     body = flaky_server.bodies[2]
     assert body["model"] == "m" and body["max_tokens"] == 50 and body["seed"] == 0 and body["top_k"] == 1
     assert body["messages"][0]["content"][0]["image_url"]["url"].startswith("data:image/png;base64,")
     assert bad.text == "" and bad.error.startswith("BadRequestError: Error code: 400")
+    backend.close()
+
+
+def _agenerate(backend, requests):
+    import asyncio
+
+    async def run():
+        try:
+            return [await backend.agenerate(request) for request in requests]
+        finally:
+            await backend.aclose()
+
+    return asyncio.run(run())
+
+
+def test_async_first_attempt_sends_the_sdk_request_once(flaky_server):
+    """On a plain-HTTP server the first attempt skips the SDK: one call, with the body and headers it would send."""
+    url = f"http://127.0.0.1:{flaky_server.server_port}/v1"
+    backend = load_backend("openai:m", base_url=url, api_key="k3y", max_retries=2, timeout=10)
+    request = single_turn("hello", [Image.new("RGB", (8, 8), "red")])
+    (sync,) = backend.generate([request])  # the SDK's own request
+    (fast,) = _agenerate(backend, [request])
+    assert sync.text == fast.text == "echo hello" and fast.error == "" and flaky_server.calls == 2
+    assert flaky_server.bodies[0] == flaky_server.bodies[1]
+    sdk_headers, fast_headers = flaky_server.headers
+    assert fast_headers["authorization"] == sdk_headers["authorization"] == "Bearer k3y"
+    assert fast_headers["user-agent"] == "Async" + sdk_headers["user-agent"]  # what the SDK's async client sends
+    assert fast_headers["content-type"] == "application/json"
+    backend.close()
+
+
+def test_async_errors_after_the_first_attempt_are_the_sdks(flaky_server):
+    """A failed first attempt goes to the SDK: with no retries a 500 is sent twice and recorded as the SDK's error."""
+    url = f"http://127.0.0.1:{flaky_server.server_port}/v1"
+    flaky_server.failures, flaky_server.status = 5, 500
+    backend = load_backend("openai:m", base_url=url, max_retries=0, timeout=10)
+    (out,) = _agenerate(backend, [single_turn("x", [])])
+    assert out.text == "" and out.error.startswith("InternalServerError: Error code: 500") and flaky_server.calls == 2
+    backend.close()
+
+
+def test_a_proxied_url_keeps_the_sdk_path(flaky_server, monkeypatch):
+    """Proxy settings that apply to the server send every attempt through the SDK, which honours them."""
+    from proactivebench.eval.backends.openai_server import _behind_proxy
+
+    url = f"http://127.0.0.1:{flaky_server.server_port}/v1"
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    assert not _behind_proxy(url) and _behind_proxy("http://gpu-node:8000/v1")
+    monkeypatch.delenv("NO_PROXY")
+    assert _behind_proxy(url)
+    backend = load_backend("openai:m", base_url=url, max_retries=0, timeout=10)
+    import asyncio
+
+    async def chosen():
+        try:
+            return backend._async_client()[1]
+        finally:
+            await backend.aclose()
+
+    assert asyncio.run(chosen()) is None
     backend.close()

@@ -10,7 +10,9 @@ Both post the chat body to `/chat/completions` through the `openai` client's own
 which retries 408/409/429/5xx and connection errors with exponential backoff (`max_retries`, honouring
 Retry-After), bounds every call by `timeout` and raises the SDK's typed errors; the SDK's per-request
 `TypedDict` transform and response model are skipped, as they cost more CPU than a request on loopback
-(benchmarks/bench_eval.py (a)).
+(benchmarks/bench_eval.py (a)). On a plain-HTTP server (a local or self-hosted engine) `agenerate` sends each
+request's first attempt straight through aiohttp (`_FirstAttempt`, half the client CPU again); anything but a
+clean answer goes to the SDK with one retry less, so errors, retries and their messages are the SDK's.
 
 Default concurrency: 64 for a local or self-hosted server (vLLM / SGLang batch whatever is in flight, so the
 engine stays full), 8 for the OpenAI API itself (rate limits: the 429 backoff takes over beyond that).
@@ -21,6 +23,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import json
+import logging
 import os
 import threading
 import time
@@ -34,6 +38,8 @@ from .base import (
     check_option_ranges, register_backend,
 )
 from .options import cli_flag
+
+log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 SERVER_CONCURRENCY = 64  # a local vLLM / SGLang / transformers server
@@ -169,6 +175,55 @@ def _describe_fatal(error: BaseException) -> str:
     return _describe_unavailable(error)
 
 
+def _behind_proxy(url: str) -> bool:
+    """Whether the environment's proxy settings (HTTP_PROXY / ALL_PROXY, less NO_PROXY) apply to `url`."""
+    import urllib.request
+    from urllib.parse import urlsplit
+
+    proxies = urllib.request.getproxies()
+    if not ({"http", "all"} & set(proxies)):
+        return False
+    return not urllib.request.proxy_bypass(urlsplit(url).hostname or "")
+
+
+class _FirstAttempt:
+    """A request's first attempt on a plain-HTTP server, posted with aiohttp directly: at 128 requests in flight the
+    SDK's request path (building an httpx request, then adapting it to aiohttp) is most of the client's CPU, and
+    the client's CPU is what delays answers (benchmarks/bench_eval.py (a)). Same URL, headers and body as the SDK
+    sends. Any outcome but a 200 with an answer gives None, and the caller hands the request to the SDK, whose
+    retries, backoff and typed errors stay the one error path (a deterministic 4xx is thus sent twice)."""
+
+    def __init__(self, url: str, headers: dict[str, str], timeout: float):
+        self.url, self.headers, self.timeout = url, headers, timeout
+        self.session = None  # created in the running loop (aiohttp sessions belong to it)
+
+    async def __call__(self, body: dict) -> str | None:
+        import aiohttp
+
+        if self.session is None:
+            self.session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=0),  # bounded by the lanes: one request in flight each
+                # No environment lookups per request (they doubled the client's CPU): `_async_client` uses this path
+                # only for a URL no proxy applies to.
+                timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=False,
+            )
+        try:
+            async with self.session.post(self.url, data=json.dumps(body), headers=self.headers) as response:
+                if log.isEnabledFor(logging.DEBUG):  # `--verbose`: one line per request, as the SDK logs its own
+                    log.debug('HTTP Request: POST %s "%s %s"', self.url, response.status, response.reason)
+                if response.status != 200:
+                    return None
+                payload = json.loads(await response.read())
+            return payload["choices"][0]["message"]["content"] or ""
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, LookupError, TypeError):
+            return None
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+
 def _answer(response: Any) -> str:
     """The text of a `/chat/completions` response (raw: no response model is built)."""
     return response.json()["choices"][0]["message"]["content"] or ""
@@ -199,7 +254,7 @@ class OpenAIBackend(Backend):
         )
         self.default_batch_size = self.concurrency
         self._api_key = api_key
-        self._async = None  # (event loop, its async client)
+        self._async = None  # (event loop, its async client, its `_FirstAttempt` or None)
         self.urls = DataURLCache()
         self.pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency))
 
@@ -247,22 +302,33 @@ class OpenAIBackend(Backend):
             client = AsyncOpenAI(base_url=self.base_url, api_key=self._api_key, timeout=self.options.timeout,
                                  max_retries=self.options.max_retries,
                                  http_client=DefaultAioHttpClient(timeout=self.options.timeout))
-            self._async = (loop, client)
-        return self._async[1]
+            first = None
+            # TLS, proxies, auth providers and the OpenAI API keep the SDK's path.
+            if self.base_url.startswith("http://") and not _behind_proxy(self.base_url):
+                headers = {key: value for key, value in {**client.default_headers, **client.auth_headers}.items()
+                           if isinstance(value, str)}  # the SDK's `Omit` markers are headers it leaves out
+                first = _FirstAttempt(str(client.base_url).rstrip("/") + "/chat/completions", headers,
+                                      self.options.timeout)
+                # After a failed first attempt: `max_retries` counts the attempts after the first, as without it.
+                client = client.with_options(max_retries=max(0, self.options.max_retries - 1))
+            self._async = (loop, client, first)
+        return self._async[1], self._async[2]
 
     async def agenerate(self, request: Request) -> Generation:
         """One request, awaited: an error of the request comes back as `error`; a dead server raises."""
         import httpx
 
-        client = self._async_client()
+        client, first = self._async_client()
         start = time.perf_counter()
         try:
             if _needs_pixels(request, self.urls):  # decoding / encoding pixels is CPU work: off the event loop
                 messages = await asyncio.to_thread(to_openai_messages, request, self.urls)
             else:  # stored frames: cached data URLs
                 messages = to_openai_messages(request, self.urls)
-            response = await client.post("/chat/completions", cast_to=httpx.Response, body=self._body(messages))
-            text = _answer(response)
+            body = self._body(messages)
+            text = await first(body) if first is not None else None
+            if text is None:
+                text = _answer(await client.post("/chat/completions", cast_to=httpx.Response, body=body))
         except self.fatal_errors as error:
             raise BackendUnavailable(f"{self.where}: {_describe_fatal(error)}") from error
         except Exception as error:  # noqa: BLE001 - this request's failure, recorded as an error turn
@@ -271,8 +337,11 @@ class OpenAIBackend(Backend):
 
     async def aclose(self) -> None:
         if self._async is not None:
-            await self._async[1].close()
+            _, client, first = self._async
             self._async = None
+            if first is not None:
+                await first.close()
+            await client.close()
 
     def _generate(self, requests: Sequence[Request]) -> list[str]:
         return [self._one(request) for request in requests]  # called with one request by `generate`
