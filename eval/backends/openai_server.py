@@ -60,7 +60,8 @@ class OpenAIOptions:
         f"requests in flight, each episode advancing on its own answer (default {SERVER_CONCURRENCY} for a local "
         f"server, {API_CONCURRENCY} for api.openai.com)", metavar="N"))
     timeout: float = field(default=120.0, metadata=cli_flag("seconds per request (default 120)", metavar="SECONDS"))
-    max_retries: int = field(default=5, metadata=cli_flag("retries on 429/5xx/connection errors (default 5)"))
+    max_retries: int = field(default=5, metadata=cli_flag(
+        "retries on 429/5xx/connection errors (default 5; a local plain-HTTP server gets at least one)"))
     extra_body: dict = field(default_factory=dict)  # server-specific fields, e.g. {"top_k": 1} for vLLM
 
     def __post_init__(self):
