@@ -94,7 +94,8 @@ def register(subparsers) -> None:
         description="Evaluate a model on a hub-layout folder or Hub dataset; results go to a DuckDB file. "
         "Rerunning the same command resumes the run: complete episodes are kept, interrupted ones run again, "
         "and episodes that ended in a backend error (server down, timeout, a request the model rejects) are "
-        "failures, not results: they are retried; one that fails again is recorded again as an error.",
+        "failures, not results: they are retried; one that fails again is recorded again as an error. The command "
+        "exits 1 while any episode of the run ended in such an error (the results are kept), 0 otherwise.",
     )
     parser.add_argument("--dataset", required=True, help="hub-layout folder or Hub repo id")
     parser.add_argument("--model", required=True, help=SPEC_HELP)
