@@ -195,39 +195,40 @@ class _FirstAttempt:
     retries, backoff and typed errors stay the one error path (a deterministic 4xx is thus sent twice)."""
 
     def __init__(self, url: str, headers: dict[str, str], timeout: float):
-        self.url, self.headers, self.timeout = url, headers, timeout
-        self.session = None  # created in the running loop (aiohttp sessions belong to it)
-
-    async def __call__(self, body: dict) -> str | None:
+        """Called in the running loop (`_async_client`): the aiohttp session belongs to it."""
         import aiohttp
 
-        if self.session is None:
-            self.session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=0),  # bounded by the lanes: one request in flight each
-                # No environment lookups per request (they doubled the client's CPU): `_async_client` uses this path
-                # only for a URL no proxy applies to.
-                timeout=aiohttp.ClientTimeout(total=self.timeout), trust_env=False,
-            )
+        self.url, self.headers = url, headers
+        self.client_errors = (aiohttp.ClientError, asyncio.TimeoutError, ValueError, LookupError, TypeError)
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0),  # bounded by the lanes: one request in flight each
+            # No environment lookups per request (they doubled the client's CPU): `_async_client` uses this path
+            # only for a URL no proxy applies to.
+            timeout=aiohttp.ClientTimeout(total=timeout), trust_env=False,
+        )
+
+    async def __call__(self, body: dict) -> str | None:
         try:
             async with self.session.post(self.url, data=json.dumps(body), headers=self.headers) as response:
                 if log.isEnabledFor(logging.DEBUG):  # `--verbose`: one line per request, as the SDK logs its own
                     log.debug('HTTP Request: POST %s "%s %s"', self.url, response.status, response.reason)
                 if response.status != 200:
                     return None
-                payload = json.loads(await response.read())
-            return payload["choices"][0]["message"]["content"] or ""
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, LookupError, TypeError):
+                return _content(json.loads(await response.read()))
+        except self.client_errors:
             return None
 
     async def close(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-            self.session = None
+        await self.session.close()
+
+
+def _content(payload: dict) -> str:
+    """The text of a `/chat/completions` response body (raw JSON: no response model is built)."""
+    return payload["choices"][0]["message"]["content"] or ""
 
 
 def _answer(response: Any) -> str:
-    """The text of a `/chat/completions` response (raw: no response model is built)."""
-    return response.json()["choices"][0]["message"]["content"] or ""
+    return _content(response.json())
 
 
 class OpenAIBackend(Backend):
